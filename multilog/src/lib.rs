@@ -1,0 +1,1 @@
+//! multilog, tai64n and tai64nlocal: daemontools-compatible log handling.

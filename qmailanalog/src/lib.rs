@@ -1,0 +1,1 @@
+//! qmailanalog: matchup and the z/x report tools over qmail-send logs.

@@ -1,0 +1,1 @@
+//! svscan: one supervise per service directory, with the service→log pipe.

@@ -1,0 +1,1 @@
+//! ucspi-tcp compatible network front: tcpserver, tcprules, tcprulescheck and tcp-env.
