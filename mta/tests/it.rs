@@ -1,0 +1,2 @@
+#[path = "it/queue.rs"]
+mod queue;
