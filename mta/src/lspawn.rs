@@ -72,7 +72,10 @@ pub fn report(o: &ChildOutcome) -> Vec<u8> {
 
 impl Deliver for Local {
     fn deliver(&self, mess: File, sender: &[u8], recip: &[u8]) -> Vec<u8> {
-        let at = recip.iter().rposition(|&b| b == b'@').unwrap_or(recip.len());
+        let at = recip
+            .iter()
+            .rposition(|&b| b == b'@')
+            .unwrap_or(recip.len());
         let local = &recip[..at];
         let domain = recip.get(at + 1..).unwrap_or(&[]);
         if local.is_empty() {

@@ -106,7 +106,8 @@ fn prepare(messid: &[u8], recip: &[u8]) -> Result<File, Vec<u8>> {
         return Err(b"DSorry, address must include host name. (#5.1.3)\n".to_vec());
     }
     let path = std::ffi::OsStr::new(std::str::from_utf8(messid).unwrap_or(""));
-    let f = File::open(path).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
+    let f = File::open(path)
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     let md = f
         .metadata()
         .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;

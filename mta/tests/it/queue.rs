@@ -106,8 +106,11 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
         let agid = if root { 64000 } else { me_gid };
         maildir(&alias.join("Maildir"), alias_uid, agid);
         fs::write(alias.join(".qmail-postmaster"), "./Maildir/\n").unwrap();
-        fs::set_permissions(alias.join(".qmail-postmaster"), fs::Permissions::from_mode(0o644))
-            .unwrap();
+        fs::set_permissions(
+            alias.join(".qmail-postmaster"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         chown(&alias.join(".qmail-postmaster"), alias_uid, agid);
         fs::write(
             home.join("users/assign"),
@@ -244,15 +247,17 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
 
     fn wait_mail(&self, md: &Path, needle: &str) -> String {
         let mut found = String::new();
-        must(LONG, &format!("mail containing {needle:?} in {}", md.display()), || {
-            match self.new_mail(md).into_iter().find(|m| m.contains(needle)) {
+        must(
+            LONG,
+            &format!("mail containing {needle:?} in {}", md.display()),
+            || match self.new_mail(md).into_iter().find(|m| m.contains(needle)) {
                 Some(m) => {
                     found = m;
                     true
                 }
                 None => false,
-            }
-        });
+            },
+        );
         found
     }
 
@@ -263,7 +268,10 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
     fn stop(&mut self) {
         if let Some(p) = self.send.as_mut() {
             p.signal(nix::sys::signal::Signal::SIGTERM);
-            assert!(p.wait_timeout(LONG).is_some(), "qmail-send exits after TERM");
+            assert!(
+                p.wait_timeout(LONG).is_some(),
+                "qmail-send exits after TERM"
+            );
         }
         self.send = None;
     }
@@ -320,7 +328,17 @@ fn install_is_idempotent_and_check_reports_wrong_modes() {
     };
     let out = check();
     assert!(out.status.success(), "clean tree: {out:?}");
-    for d in ["bin", "control", "users", "alias", "queue/pid", "queue/intd", "queue/todo", "queue/bounce", "queue/lock"] {
+    for d in [
+        "bin",
+        "control",
+        "users",
+        "alias",
+        "queue/pid",
+        "queue/intd",
+        "queue/todo",
+        "queue/bounce",
+        "queue/lock",
+    ] {
         assert!(q.home.join(d).is_dir(), "{d}");
     }
     for d in ["mess", "info", "local", "remote"] {
@@ -333,13 +351,25 @@ fn install_is_idempotent_and_check_reports_wrong_modes() {
     let md = fs::metadata(q.home.join("queue/lock/trigger")).unwrap();
     assert!(md.file_type().is_fifo());
     assert_eq!(md.mode() & 0o7777, 0o622);
-    assert_eq!(fs::metadata(q.home.join("queue/lock/tcpto")).unwrap().len(), 1024);
-    assert_eq!(fs::metadata(q.home.join("queue/info")).unwrap().mode() & 0o7777, 0o700);
+    assert_eq!(
+        fs::metadata(q.home.join("queue/lock/tcpto")).unwrap().len(),
+        1024
+    );
+    assert_eq!(
+        fs::metadata(q.home.join("queue/info")).unwrap().mode() & 0o7777,
+        0o700
+    );
     assert!(q.home.join("bin/qmail-queue").is_file());
     assert!(q.home.join("bin/qmail-send").is_file());
     if is_root() {
-        assert_eq!(fs::metadata(q.home.join("queue/info")).unwrap().uid(), 64007);
-        assert_eq!(fs::metadata(q.home.join("queue/mess")).unwrap().uid(), 64005);
+        assert_eq!(
+            fs::metadata(q.home.join("queue/info")).unwrap().uid(),
+            64007
+        );
+        assert_eq!(
+            fs::metadata(q.home.join("queue/mess")).unwrap().uid(),
+            64005
+        );
         let qq = fs::metadata(q.home.join("bin/qmail-queue")).unwrap();
         assert_eq!((qq.uid(), qq.mode() & 0o7777), (64005, 0o4711));
     }
@@ -347,10 +377,22 @@ fn install_is_idempotent_and_check_reports_wrong_modes() {
     let out = check();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("queue/todo: mode is 0777, should be 0750"), "{text}");
+    assert!(
+        text.contains("queue/todo: mode is 0777, should be 0750"),
+        "{text}"
+    );
     // Running the installer again fixes it and keeps the queue's contents.
-    assert_eq!(q.qq(b"Subject: kept\n\n", &envelope("a@b", &["alice@example.org"])), 0);
-    let out = Command::new(bin("qmail-install")).arg(&q.home).output().unwrap();
+    assert_eq!(
+        q.qq(
+            b"Subject: kept\n\n",
+            &envelope("a@b", &["alice@example.org"])
+        ),
+        0
+    );
+    let out = Command::new(bin("qmail-install"))
+        .arg(&q.home)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(check().status.success());
     assert_eq!(q.queue_files("todo"), 1);
@@ -370,7 +412,10 @@ fn local_delivery_with_return_path_delivered_to_and_log_lines() {
     assert_eq!(lines[0], "Return-Path: <bob@remote.test>");
     assert_eq!(lines[1], "Delivered-To: alice@example.org");
     assert!(
-        glob("Received: (qmail % invoked by uid %); % * % %%:%%:%% -0000", lines[2]),
+        glob(
+            "Received: (qmail % invoked by uid %); % * % %%:%%:%% -0000",
+            lines[2]
+        ),
         "{}",
         lines[2]
     );
@@ -396,9 +441,15 @@ fn local_delivery_with_return_path_delivered_to_and_log_lines() {
     }
     // The queue is empty again.
     must(LONG, "queue emptied", || q.queue_files("mess") == 0);
-    assert_eq!(q.queue_files("info") + q.queue_files("local") + q.queue_files("todo"), 0);
+    assert_eq!(
+        q.queue_files("info") + q.queue_files("local") + q.queue_files("todo"),
+        0
+    );
     q.stop();
-    assert!(q.log_text().contains("status: local 0/10 remote 0/20 exitasap\nstatus: exiting\n"));
+    assert!(
+        q.log_text()
+            .contains("status: local 0/10 remote 0/20 exitasap\nstatus: exiting\n")
+    );
 }
 
 #[test]
@@ -407,12 +458,20 @@ fn bounce_double_bounce_and_triple_bounce() {
     q.start();
     // 1. Unknown user: a bounce to the sender, in qmail's words.
     assert_eq!(
-        q.qq(b"Subject: to nobody\n\nlost\n", &envelope("alice@example.org", &["alice-nobody@example.org"])),
+        q.qq(
+            b"Subject: to nobody\n\nlost\n",
+            &envelope("alice@example.org", &["alice-nobody@example.org"])
+        ),
         0
     );
     let b = q.wait_mail(&q.alice_maildir(), "Subject: failure notice");
     assert!(b.contains("Return-Path: <>\n"), "{b}");
-    assert!(b.contains("From: MAILER-DAEMON@example.org\nTo: alice@example.org\nSubject: failure notice\n\n"), "{b}");
+    assert!(
+        b.contains(
+            "From: MAILER-DAEMON@example.org\nTo: alice@example.org\nSubject: failure notice\n\n"
+        ),
+        "{b}"
+    );
     assert!(
         b.contains(
             "Hi. This is the qmail-send program at example.org.\n\
@@ -423,14 +482,20 @@ This is a permanent error; I've given up. Sorry it didn't work out.\n\n\
         ),
         "{b}"
     );
-    assert!(b.contains("invoked for bounce") || b.contains("invoked by uid"), "{b}");
+    assert!(
+        b.contains("invoked for bounce") || b.contains("invoked by uid"),
+        "{b}"
+    );
     assert!(b.ends_with("Subject: to nobody\n\nlost\n"), "{b}");
     q.wait_log("delivery %: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/");
     q.wait_log("bounce msg % qp %");
 
     // 2. A bounce that bounces: double bounce to postmaster (doublebounceto@doublebouncehost).
     assert_eq!(
-        q.qq(b"Subject: bounce of something\n\nx\n", &envelope("", &["alice-nobody@example.org"])),
+        q.qq(
+            b"Subject: bounce of something\n\nx\n",
+            &envelope("", &["alice-nobody@example.org"])
+        ),
         0
     );
     let d = q.wait_mail(&q.alias_maildir(), "but the bounce bounced!");
@@ -448,7 +513,10 @@ I tried to deliver a bounce message to this address, but the bounce bounced!\n\n
 
     // 3. A double bounce that fails is dropped.
     assert_eq!(
-        q.qq(b"Subject: dbl\n\nx\n", &envelope("#@[]", &["alice-nobody@example.org"])),
+        q.qq(
+            b"Subject: dbl\n\nx\n",
+            &envelope("#@[]", &["alice-nobody@example.org"])
+        ),
         0
     );
     q.wait_log("triple bounce: discarding bounce/%");
@@ -472,11 +540,16 @@ else printf 'ZSorry, I wasn'\\''t able to establish an SMTP connection. (#4.4.1)
     let fake_s = fake.display().to_string();
     q.start_with(&[("QMAILREMOTE", &fake_s)]);
     assert_eq!(
-        q.qq(b"Subject: out\n\nx\n", &envelope("alice@example.org", &["bob@remote.test"])),
+        q.qq(
+            b"Subject: out\n\nx\n",
+            &envelope("alice@example.org", &["bob@remote.test"])
+        ),
         0
     );
     q.wait_log("starting delivery %: msg % to remote bob@remote.test");
-    q.wait_log("delivery %: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/");
+    q.wait_log(
+        "delivery %: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/",
+    );
     // Still queued, and qmail-qread shows it.
     let out = Command::new(q.home.join("bin/qmail-qread"))
         .env("QMAILHOME", &q.home)
@@ -484,7 +557,10 @@ else printf 'ZSorry, I wasn'\\''t able to establish an SMTP connection. (#4.4.1)
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        glob("% * %%%% %%:%%:%% GMT  #%  %  <alice@example.org> \n\tremote\tbob@remote.test\n", &text),
+        glob(
+            "% * %%%% %%:%%:%% GMT  #%  %  <alice@example.org> \n\tremote\tbob@remote.test\n",
+            &text
+        ),
         "{text:?}"
     );
     let out = Command::new(q.home.join("bin/qmail-qstat"))
@@ -497,7 +573,10 @@ else printf 'ZSorry, I wasn'\\''t able to establish an SMTP connection. (#4.4.1)
     );
     // The retry time is in the remote file's mtime, 400 s after birth.
     fs::write(&flag, "").unwrap();
-    q.send.as_ref().unwrap().signal(nix::sys::signal::Signal::SIGALRM);
+    q.send
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGALRM);
     q.wait_log("delivery %: success: 192.0.2.25_accepted_message./Remote_host_said:_250_ok/");
     q.wait_log("end msg %");
 }
@@ -507,14 +586,20 @@ fn rspawn_reports_missing_qmail_remote_as_deferral_and_keeps_mail() {
     let mut q = Q::new();
     let missing = q.top.join("no-such-qmail-remote").display().to_string();
     q.start_with(&[("QMAILREMOTE", &missing)]);
-    assert_eq!(q.qq(b"Subject: r\n\n", &envelope("a@b.test", &["x@remote.test"])), 0);
+    assert_eq!(
+        q.qq(b"Subject: r\n\n", &envelope("a@b.test", &["x@remote.test"])),
+        0
+    );
     q.wait_log("delivery %: deferral: Unable_to_run_qmail-remote./");
     q.stop();
     assert_eq!(q.queue_files("remote"), 1);
     assert_eq!(q.queue_files("mess"), 1);
     // A restart picks it up again from the queue (its retry time lies in the future).
     q.start_with(&[("QMAILREMOTE", &missing)]);
-    q.send.as_ref().unwrap().signal(nix::sys::signal::Signal::SIGALRM);
+    q.send
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGALRM);
     must(LONG, "second attempt", || {
         q.log_text().matches("Unable_to_run_qmail-remote.").count() >= 2
     });
@@ -524,24 +609,46 @@ fn rspawn_reports_missing_qmail_remote_as_deferral_and_keeps_mail() {
 fn hup_rereads_locals_and_virtualdomains_route_with_prefix() {
     let mut q = Q::new();
     let fake = q.top.join("fake-remote");
-    write_exec(&fake, "#!/bin/sh\ncat >/dev/null\nprintf 'DSorry, no remote here. (#5.1.2)\\n\\0'\n");
+    write_exec(
+        &fake,
+        "#!/bin/sh\ncat >/dev/null\nprintf 'DSorry, no remote here. (#5.1.2)\\n\\0'\n",
+    );
     let fake_s = fake.display().to_string();
     q.start_with(&[("QMAILREMOTE", &fake_s)]);
     fs::write(q.home.join("control/virtualdomains"), "virt.test:alice\n").unwrap();
-    q.send.as_ref().unwrap().signal(nix::sys::signal::Signal::SIGHUP);
+    q.send
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGHUP);
     // alice-box@virt.test → local alice-box: alice's extension "box" has no .qmail → bounce
     // text shows the address without the prepend.
     std::thread::sleep(Duration::from_millis(300));
     let alice_home = q.top.join("alice");
     fs::write(alice_home.join(".qmail-box"), "./Maildir/\n").unwrap();
-    fs::set_permissions(alice_home.join(".qmail-box"), fs::Permissions::from_mode(0o644)).unwrap();
-    chown(&alice_home.join(".qmail-box"), q.alice_uid, fs::metadata(&alice_home).map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap());
+    fs::set_permissions(
+        alice_home.join(".qmail-box"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    chown(
+        &alice_home.join(".qmail-box"),
+        q.alice_uid,
+        fs::metadata(&alice_home)
+            .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+            .unwrap(),
+    );
     must(LONG, "virtual domain delivery", || {
-        if q.qq(b"Subject: virt\n\n", &envelope("alice@example.org", &["box@virt.test"])) != 0 {
+        if q.qq(
+            b"Subject: virt\n\n",
+            &envelope("alice@example.org", &["box@virt.test"]),
+        ) != 0
+        {
             return false;
         }
         wait_until(Duration::from_secs(5), || {
-            q.new_mail(&q.alice_maildir()).iter().any(|m| m.contains("Subject: virt"))
+            q.new_mail(&q.alice_maildir())
+                .iter()
+                .any(|m| m.contains("Subject: virt"))
         })
     });
     q.wait_log("starting delivery %: msg % to local alice-box@virt.test");
@@ -571,7 +678,10 @@ fn qmail_queue_bad_input_gives_qmail_exit_codes() {
     // databytes: over the limit is a permanent refusal; $DATABYTES overrides the file.
     fs::write(q.home.join("control/databytes"), "10\n").unwrap();
     assert_eq!(q.qq(msg, &envelope("a@b", &["c@d"])), 31);
-    assert_eq!(q.qq_with(msg, &envelope("a@b", &["c@d"]), &[("DATABYTES", "0")]), 0);
+    assert_eq!(
+        q.qq_with(msg, &envelope("a@b", &["c@d"]), &[("DATABYTES", "0")]),
+        0
+    );
     fs::write(q.home.join("control/databytes"), "nonsense\n").unwrap();
     assert_eq!(q.qq(msg, &envelope("a@b", &["c@d"])), 55);
     fs::remove_file(q.home.join("control/databytes")).unwrap();
@@ -630,7 +740,12 @@ fn admin_tools_config_fast_and_showctl() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Now qmail will refuse to accept SMTP messages except to mail.example.com.\n"), "{text}");
+    assert!(
+        text.contains(
+            "Now qmail will refuse to accept SMTP messages except to mail.example.com.\n"
+        ),
+        "{text}"
+    );
     let c = |n: &str| fs::read_to_string(q.home.join("control").join(n)).unwrap();
     assert_eq!(c("me"), "mail.example.com\n");
     assert_eq!(c("defaultdomain"), "example.com\n");
@@ -643,10 +758,21 @@ fn admin_tools_config_fast_and_showctl() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("subdirectory split: 23.\n"), "{text}");
-    assert!(text.contains("\nme: My name is mail.example.com.\n"), "{text}");
-    assert!(text.contains("\nconcurrencylocal: (Default.) Local concurrency is 10.\n"), "{text}");
-    assert!(text.contains("\nlocals: \nMessages for mail.example.com are delivered locally.\n"), "{text}");
-    let out = Command::new(q.home.join("bin/config-fast")).output().unwrap();
+    assert!(
+        text.contains("\nme: My name is mail.example.com.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nconcurrencylocal: (Default.) Local concurrency is 10.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nlocals: \nMessages for mail.example.com are delivered locally.\n"),
+        "{text}"
+    );
+    let out = Command::new(q.home.join("bin/config-fast"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(100));
 }
 
@@ -660,7 +786,10 @@ fn second_qmail_send_refuses_to_start() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("alert: cannot start: qmail-send is already running"), "{text}");
+    assert!(
+        text.contains("alert: cannot start: qmail-send is already running"),
+        "{text}"
+    );
 }
 
 /// Crash safety: qmail-queue is SIGKILLed at random points and qmail-send (with its spawners and
@@ -673,7 +802,7 @@ fn crash_safety_under_random_sigkills() {
     let total: usize = std::env::var("RQMAIL_CRASH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(2000);
     let queue_kills = 50;
     let send_kills = 50;
     let mut rng = rand::rng();
@@ -745,8 +874,17 @@ fn crash_safety_under_random_sigkills() {
         }
         accepted.iter().all(|i| seen.contains(i))
     });
-    let missing: Vec<_> = accepted.iter().filter(|i| !seen.contains(i)).take(20).collect();
-    assert!(ok, "not delivered: {missing:?} ({} of {})", accepted.len() - seen.len().min(accepted.len()), accepted.len());
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|i| !seen.contains(i))
+        .take(20)
+        .collect();
+    assert!(
+        ok,
+        "not delivered: {missing:?} ({} of {})",
+        accepted.len() - seen.len().min(accepted.len()),
+        accepted.len()
+    );
     // Nothing half-written: every delivered message is whole.
     for m in q.new_mail(&q.alice_maildir()) {
         let i: usize = m
