@@ -47,7 +47,8 @@ use std::time::Duration;
 /// Mode bits that make a home directory or .qmail unsafe (group or world writable).
 pub const PATRN: u32 = 0o022;
 
-const USAGE: &str = "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty";
+const USAGE: &str =
+    "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty";
 
 /// A failure: exit code (100 or 111) and report text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,8 +210,7 @@ pub struct Plan {
 /// True for an address qmail-local may hand to qmail-queue as a forward.
 fn forward_ok(a: &[u8]) -> bool {
     !a.is_empty()
-        && a
-            .iter()
+        && a.iter()
             .all(|&c| c > 32 && c != 127 && !b"<>()\",;\\".contains(&c))
 }
 
@@ -323,10 +323,20 @@ fn message_file() -> Result<File, Fail> {
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let werr = |e: io::Error| temp(format!("Unable to copy message to {}: {}. (#4.3.0)", dir.display(), os_text(&e)));
+    let werr = |e: io::Error| {
+        temp(format!(
+            "Unable to copy message to {}: {}. (#4.3.0)",
+            dir.display(),
+            os_text(&e)
+        ))
+    };
     let mut tries = 0;
     let (path, mut spool) = loop {
-        let p = dir.join(format!(".qmail-local.{}.{}", std::process::id(), crate::maildir::unique_name()));
+        let p = dir.join(format!(
+            ".qmail-local.{}.{}",
+            std::process::id(),
+            crate::maildir::unique_name()
+        ));
         match OpenOptions::new()
             .read(true)
             .write(true)
@@ -346,7 +356,12 @@ fn message_file() -> Result<File, Fail> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(temp(format!("Unable to read message: {}. (#4.3.0)", os_text(&e)))),
+            Err(e) => {
+                return Err(temp(format!(
+                    "Unable to read message: {}. (#4.3.0)",
+                    os_text(&e)
+                )));
+            }
         };
         spool.write_all(&buf[..n]).map_err(werr)?;
     }
@@ -370,8 +385,11 @@ fn qme_open(name: &[u8]) -> Result<Option<(Vec<u8>, bool)>, Fail> {
     let mut f = match f {
         Ok(f) => f,
         Err(e) => match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
-            | Some(libc::ENAMETOOLONG) | Some(libc::ENXIO) => return Ok(None),
+            Some(libc::ENOENT)
+            | Some(libc::ENOTDIR)
+            | Some(libc::ELOOP)
+            | Some(libc::ENAMETOOLONG)
+            | Some(libc::ENXIO) => return Ok(None),
             _ => {
                 return Err(temp(format!(
                     "Unable to open {shown}: {}. (#4.3.0)",
@@ -400,7 +418,10 @@ fn qme_stat(name: &[u8]) -> Result<bool, Fail> {
     match std::fs::metadata(Path::new(OsStr::from_bytes(name))) {
         Ok(_) => Ok(true),
         Err(e) => match e.raw_os_error() {
-            Some(libc::EIO) | Some(libc::ETIMEDOUT) | Some(libc::ENOMEM) | Some(libc::EAGAIN)
+            Some(libc::EIO)
+            | Some(libc::ETIMEDOUT)
+            | Some(libc::ENOMEM)
+            | Some(libc::EAGAIN)
             | Some(libc::ESTALE) => Err(temp(format!(
                 "Unable to open {}: {}. (#4.3.0)",
                 String::from_utf8_lossy(name),
@@ -422,7 +443,13 @@ pub struct Found {
 /// `.qmail` + dash + ext lower-cased with dots turned into colons.
 pub fn safe_ext(ext: &[u8]) -> Vec<u8> {
     ext.iter()
-        .map(|&c| if c == b'.' { b':' } else { c.to_ascii_lowercase() })
+        .map(|&c| {
+            if c == b'.' {
+                b':'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -655,7 +682,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Fail> {
     };
 
     let mut rpline = b"Return-Path: <".to_vec();
-    rpline.extend(quote2(&args.sender).into_iter().map(|c| if c == b'\n' { b'_' } else { c }));
+    rpline.extend(
+        quote2(&args.sender)
+            .into_iter()
+            .map(|c| if c == b'\n' { b'_' } else { c }),
+    );
     rpline.extend_from_slice(b">\n");
 
     let mut ufline = b"From ".to_vec();
@@ -847,7 +878,12 @@ mod tests {
 
     #[test]
     fn parses_lines() {
-        let p = parse_qmail(b"# c\n./Maildir/\n./Mailbox  \n|echo hi\n&a@b\nc@d\n\n", "x", false).unwrap();
+        let p = parse_qmail(
+            b"# c\n./Maildir/\n./Mailbox  \n|echo hi\n&a@b\nc@d\n\n",
+            "x",
+            false,
+        )
+        .unwrap();
         assert_eq!(
             p.instrs,
             vec![
@@ -860,14 +896,27 @@ mod tests {
         );
         assert_eq!(p.counts(5), (2, 2, 1));
         let e = parse_qmail(b"\n./Maildir/\n", "x", false).unwrap_err();
-        assert_eq!(e.text, "Uh-oh: first line of .qmail file is blank. (#4.2.1)");
+        assert_eq!(
+            e.text,
+            "Uh-oh: first line of .qmail file is blank. (#4.2.1)"
+        );
         let e = parse_qmail(b"a@b\n./Maildir/\n", "x", true).unwrap_err();
-        assert_eq!(e.text, "Uh-oh: .qmail has file delivery but has x bit set. (#4.7.0)");
+        assert_eq!(
+            e.text,
+            "Uh-oh: .qmail has file delivery but has x bit set. (#4.7.0)"
+        );
         let e = parse_qmail(b"+list\n|x\n", "x", false).unwrap_err();
-        assert_eq!(e.text, "Uh-oh: .qmail has prog delivery but has x bit set. (#4.7.0)");
+        assert_eq!(
+            e.text,
+            "Uh-oh: .qmail has prog delivery but has x bit set. (#4.7.0)"
+        );
         let e = parse_qmail(b"./M/\nJoe Smith <joe@x>\n", ".qmail", false).unwrap_err();
         assert_eq!(e.code, 111);
-        assert!(e.text.contains(".qmail line 2: malformed forward address"), "{}", e.text);
+        assert!(
+            e.text.contains(".qmail line 2: malformed forward address"),
+            "{}",
+            e.text
+        );
         let e = parse_qmail(b"+foo\n", ".qmail", false).unwrap_err();
         assert!(e.text.contains("unknown instruction"), "{}", e.text);
     }

@@ -88,11 +88,26 @@ pub fn deliver(dir: &Path, prefix: &[u8], msg: &mut File) -> Result<PathBuf, Mai
         };
         match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(MaildirError::NoDir(format!("{} is not a directory", p.display()))),
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Ok(_) => {
+                return Err(MaildirError::NoDir(format!(
+                    "{} is not a directory",
+                    p.display()
+                )));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Err(MaildirError::NoDir(format!("{}: {e}", p.display())));
             }
-            Err(e) => return Err(MaildirError::Write(format!("unable to stat {}: {e}", p.display()))),
+            Err(e) => {
+                return Err(MaildirError::Write(format!(
+                    "unable to stat {}: {e}",
+                    p.display()
+                )));
+            }
         }
     }
     msg.seek(SeekFrom::Start(0)).map_err(MaildirError::Read)?;
@@ -112,7 +127,10 @@ pub fn deliver(dir: &Path, prefix: &[u8], msg: &mut File) -> Result<PathBuf, Mai
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(e) => {
-                return Err(MaildirError::Write(format!("unable to create {}: {e}", tmp.display())));
+                return Err(MaildirError::Write(format!(
+                    "unable to create {}: {e}",
+                    tmp.display()
+                )));
             }
         }
     };
@@ -120,7 +138,8 @@ pub fn deliver(dir: &Path, prefix: &[u8], msg: &mut File) -> Result<PathBuf, Mai
         let _ = std::fs::remove_file(&tmp);
         e
     };
-    let werr = |e: io::Error| MaildirError::Write(format!("unable to write {}: {e}", tmp.display()));
+    let werr =
+        |e: io::Error| MaildirError::Write(format!("unable to write {}: {e}", tmp.display()));
     let mut out = io::BufWriter::with_capacity(64 * 1024, file);
     out.write_all(prefix).map_err(werr).map_err(cleanup)?;
     copy_all(msg, &mut out, &tmp).map_err(cleanup)?;
@@ -207,7 +226,10 @@ mod tests {
         let a = deliver(&md, b"Return-Path: <a@b>\n", &mut f).unwrap();
         let b = deliver(&md, b"", &mut f).unwrap();
         assert_ne!(a, b);
-        assert_eq!(std::fs::read(&a).unwrap(), b"Return-Path: <a@b>\nSubject: x\n\nbody\n");
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            b"Return-Path: <a@b>\nSubject: x\n\nbody\n"
+        );
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
         let e = deliver(&d.path().join("nope"), b"", &mut f).unwrap_err();
         assert_eq!(e.qmail_text(), "Unable to chdir to maildir. (#4.2.1)");

@@ -99,9 +99,12 @@ pub fn deliver_with_timeout(
         .map_err(|e| MboxError(format!("Unable to open {fname}: {}. (#4.2.1)", os_text(&e))))?;
     let locked = lock(&file, timeout)?;
     let mut f = &file;
-    let pos = f
-        .seek(SeekFrom::End(0))
-        .map_err(|e| MboxError(format!("Unable to write {fname}: {}. (#4.3.0)", os_text(&e))))?;
+    let pos = f.seek(SeekFrom::End(0)).map_err(|e| {
+        MboxError(format!(
+            "Unable to write {fname}: {}. (#4.3.0)",
+            os_text(&e)
+        ))
+    })?;
     let fail = |text: String| {
         if locked {
             let _ = file.set_len(pos);
@@ -167,14 +170,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("mbox");
         let mut m = tempfile::tempfile().unwrap();
-        m.write_all(b"Subject: a\n\nFrom me\n>From you\nlast").unwrap();
+        m.write_all(b"Subject: a\n\nFrom me\n>From you\nlast")
+            .unwrap();
         deliver(&p, b"From a@b Tue Nov 24 23:31:58 2026\n", &mut m).unwrap();
         assert_eq!(
             std::fs::read(&p).unwrap(),
             b"From a@b Tue Nov 24 23:31:58 2026\nSubject: a\n\n>From me\n>>From you\nlast\n\n"
         );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // A second writer holding the lock makes us give up after the timeout, nothing written.
         let holder = OpenOptions::new().append(true).open(&p).unwrap();
         assert!(try_locks(&holder).unwrap());
@@ -188,7 +195,9 @@ mod tests {
         // fcntl locks are per process, so inside one process only flock excludes us.
         assert_eq!(
             r,
-            Err(MboxError("File has been locked for 30 seconds straight. (#4.3.0)".into()))
+            Err(MboxError(
+                "File has been locked for 30 seconds straight. (#4.3.0)".into()
+            ))
         );
         assert_eq!(std::fs::read(d.path().join("mbox")).unwrap(), before);
     }

@@ -1,0 +1,803 @@
+//! Local delivery: qmail-local run directly (every .qmail line form, lookups, failures), the
+//! users database tools, and end to end through qmail-send → qmail-lspawn → qmail-local.
+
+use rqmail_tests::{bin, external, run_with_input, tempdir, write_exec};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const MSG: &[u8] = b"From: alice\nSubject: hi\n\nFrom the body\n>From quoted\n";
+
+/// A temporary qmail home with a user's home directory and a fake qmail-queue.
+struct Box {
+    _dir: rqmail_tests::TempDir,
+    root: PathBuf,
+    qhome: PathBuf,
+    home: PathBuf,
+}
+
+impl Box {
+    fn new() -> Box {
+        let dir = tempdir();
+        let root = dir.path().to_path_buf();
+        chmod(&root, 0o755);
+        let qhome = root.join("qmail");
+        std::fs::create_dir_all(qhome.join("control")).unwrap();
+        std::fs::create_dir_all(qhome.join("bin")).unwrap();
+        let home = root.join("home");
+        std::fs::create_dir(&home).unwrap();
+        chmod(&home, 0o755);
+        // The fake qmail-queue saves each injection as qq.N.msg / qq.N.env.
+        write_exec(
+            &root.join("fakeqq"),
+            &format!(
+                "#!/bin/sh\nn=$$\ncat > {0}/qq.$n.msg\ncat <&1 > {0}/qq.$n.env\nexit ${{FAKEQQ_EXIT:-0}}\n",
+                root.display()
+            ),
+        );
+        Box {
+            _dir: dir,
+            root,
+            qhome,
+            home,
+        }
+    }
+
+    fn maildirmake(&self, rel: &str) -> PathBuf {
+        let p = self.home.join(rel);
+        let o = run_with_input(
+            Command::new(bin("maildirmake")).arg(&p),
+            None,
+            Duration::from_secs(30),
+        );
+        assert!(o.status.success(), "{o:?}");
+        p
+    }
+
+    fn dotqmail(&self, name: &str, text: &str) {
+        let p = self.home.join(name);
+        std::fs::write(&p, text).unwrap();
+        chmod(&p, 0o644);
+    }
+
+    fn cmd(&self, extra_env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(bin("qmail-local"));
+        c.env("QMAILHOME", &self.qhome)
+            .env("QMAILQUEUE", self.root.join("fakeqq"))
+            .env_remove("DEFAULT");
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// qmail-local -- user home local dash ext example.org sender ./Maildir/
+    fn deliver(&self, local: &str, dash: &str, ext: &str, sender: &str, msg: &[u8]) -> Output {
+        self.deliver_env(local, dash, ext, sender, msg, &[])
+    }
+
+    fn deliver_env(
+        &self,
+        local: &str,
+        dash: &str,
+        ext: &str,
+        sender: &str,
+        msg: &[u8],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let mut c = self.cmd(env);
+        c.arg("--")
+            .arg("bob")
+            .arg(&self.home)
+            .arg(local)
+            .arg(dash)
+            .arg(ext)
+            .arg("example.org")
+            .arg(sender)
+            .arg("./Maildir/");
+        run_with_input(&mut c, Some(msg), Duration::from_secs(60))
+    }
+
+    /// The injections the fake qmail-queue received: (message, envelope).
+    fn injections(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(&self.root).unwrap() {
+            let p = e.unwrap().path();
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            if n.starts_with("qq.") && n.ends_with(".msg") {
+                let env = p.with_extension("env");
+                v.push((
+                    std::fs::read(&p).unwrap(),
+                    std::fs::read(env).unwrap_or_default(),
+                ));
+            }
+        }
+        v
+    }
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn transcript_list_default_maildir_mbox_program() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(
+        ".qmail-list-default",
+        "# comment\n./Maildir/\n./Mailbox\n|echo \"prog sees EXT=$EXT EXT2=$EXT2 DEFAULT=$DEFAULT HOST2=$HOST2 NEWSENDER=$NEWSENDER RECIPIENT=$RECIPIENT LOCAL=$LOCAL\"\n",
+    );
+    // -n prints the plan.
+    let mut c = b.cmd(&[]);
+    c.args(["-n", "bob"]).arg(&b.home).args([
+        "bob-list-foo.bar",
+        "-",
+        "list-foo.bar",
+        "example.org",
+        "alice@example.net",
+        "./Mailbox",
+    ]);
+    let o = run_with_input(&mut c, None, Duration::from_secs(30));
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "maildir ./Maildir/\nmbox ./Mailbox\nprogram echo \"prog sees EXT=$EXT EXT2=$EXT2 DEFAULT=$DEFAULT HOST2=$HOST2 NEWSENDER=$NEWSENDER RECIPIENT=$RECIPIENT LOCAL=$LOCAL\"\ndid 2+0+1\n"
+    );
+    let o = b.deliver(
+        "bob-list-foo.bar",
+        "-",
+        "list-foo.bar",
+        "alice@example.net",
+        MSG,
+    );
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "prog sees EXT=list-foo.bar EXT2=foo.bar DEFAULT=foo.bar HOST2=example NEWSENDER=alice@example.net RECIPIENT=bob-list-foo.bar@example.org LOCAL=bob-list-foo.bar\ndid 2+0+1\n"
+    );
+    let new = files_in(&md.join("new"));
+    assert_eq!(new.len(), 1);
+    assert!(files_in(&md.join("tmp")).is_empty());
+    let delivered = std::fs::read(&new[0]).unwrap();
+    assert_eq!(
+        delivered,
+        [
+            &b"Return-Path: <alice@example.net>\nDelivered-To: bob-list-foo.bar@example.org\n"[..],
+            MSG
+        ]
+        .concat()
+    );
+    assert_eq!(
+        std::fs::metadata(&new[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mbox = std::fs::read_to_string(b.home.join("Mailbox")).unwrap();
+    let (first, rest) = mbox.split_once('\n').unwrap();
+    assert!(first.starts_with("From alice@example.net "), "{first}");
+    // "Thu Nov 26 14:39:25 2026": asctime-like, two-digit day.
+    let date = &first["From alice@example.net ".len()..];
+    assert_eq!(date.len(), 24, "{date}");
+    assert_eq!(
+        rest,
+        "Return-Path: <alice@example.net>\nDelivered-To: bob-list-foo.bar@example.org\nFrom: alice\nSubject: hi\n\n>From the body\n>>From quoted\n\n"
+    );
+    // Feeding the delivered message back in: it is looping.
+    let o = b.deliver(
+        "bob-list-foo.bar",
+        "-",
+        "list-foo.bar",
+        "alice@example.net",
+        &delivered,
+    );
+    assert_eq!(code(&o), 100);
+    assert_eq!(
+        out(&o),
+        "This message is looping: it already has my Delivered-To line. (#5.4.6)\n"
+    );
+    assert_eq!(files_in(&md.join("new")).len(), 1);
+}
+
+#[test]
+fn real_readers_parse_maildir_and_mbox() {
+    let Some(py) = external("/usr/bin/python3") else {
+        return;
+    };
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(".qmail", "./Maildir/\n./mbox\n");
+    for (i, sender) in ["alice@example.net", "", "b ob@example.net"]
+        .iter()
+        .enumerate()
+    {
+        let msg = format!(
+            "From: a{i}\nSubject: message {i}\n\nFrom the start\n>From quoted\nno final newline"
+        );
+        let o = b.deliver("bob", "", "", sender, msg.as_bytes());
+        assert_eq!(code(&o), 0, "{}", out(&o));
+    }
+    let script = r#"
+import mailbox, sys
+mb = mailbox.mbox(sys.argv[1])
+md = mailbox.Maildir(sys.argv[2], factory=None)
+for box in (mb, md):
+    msgs = sorted(box, key=lambda m: m['Subject'])
+    print(len(msgs))
+    for m in msgs:
+        print(m['Subject'], '|', m['Return-Path'], '|', m['Delivered-To'], '|', repr(m.get_payload()))
+    if box is mb:
+        print([m.get_from().split(' ')[0] for m in msgs])
+"#;
+    let o = run_with_input(
+        Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .arg(b.home.join("mbox"))
+            .arg(&md),
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let expected_body = "'>From the start\\n>>From quoted\\nno final newline\\n'";
+    let md_body = "'From the start\\n>From quoted\\nno final newline'";
+    let want = format!(
+        "3\n\
+message 0 | <alice@example.net> | bob@example.org | {expected_body}\n\
+message 1 | <> | bob@example.org | {expected_body}\n\
+message 2 | <\"b ob\"@example.net> | bob@example.org | {expected_body}\n\
+['alice@example.net', 'MAILER-DAEMON', 'b-ob@example.net']\n\
+3\n\
+message 0 | <alice@example.net> | bob@example.org | {md_body}\n\
+message 1 | <> | bob@example.org | {md_body}\n\
+message 2 | <\"b ob\"@example.net> | bob@example.org | {md_body}\n"
+    );
+    assert_eq!(text, want);
+}
+
+#[test]
+fn which_dot_qmail_extensions_defaults_colons_case() {
+    let b = Box::new();
+    b.maildirmake("Maildir");
+    let show = "|echo \"$0 EXT=$EXT DEFAULT=${DEFAULT-unset}\"\n";
+    b.dotqmail(".qmail-frank:berbig", &show.replace("$0", "frank"));
+    b.dotqmail(".qmail-foo-default", &show.replace("$0", "foo-default"));
+    b.dotqmail(
+        ".qmail-foo-bar-default",
+        &show.replace("$0", "foo-bar-default"),
+    );
+    b.dotqmail(".qmail-default", &show.replace("$0", "default"));
+    b.dotqmail(".qmail-exact", &show.replace("$0", "exact"));
+    let cases = [
+        ("Frank.Berbig", "frank EXT=Frank.Berbig DEFAULT=unset"),
+        ("exact", "exact EXT=exact DEFAULT=unset"),
+        ("EXACT", "exact EXT=EXACT DEFAULT=unset"),
+        ("foo-x", "foo-default EXT=foo-x DEFAULT=x"),
+        (
+            "foo-bar-Baz.Q",
+            "foo-bar-default EXT=foo-bar-Baz.Q DEFAULT=Baz.Q",
+        ),
+        ("foo-bar", "foo-default EXT=foo-bar DEFAULT=bar"),
+        ("other-thing", "default EXT=other-thing DEFAULT=other-thing"),
+    ];
+    for (ext, want) in cases {
+        let o = b.deliver(&format!("bob-{ext}"), "-", ext, "a@b.c", MSG);
+        assert_eq!(code(&o), 0, "{ext}: {}", out(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("{want}\ndid 0+0+1\n"),
+            "{ext}"
+        );
+    }
+    // Without .qmail-default, an unknown extension bounces.
+    std::fs::remove_file(b.home.join(".qmail-default")).unwrap();
+    let o = b.deliver("bob-nosuch", "-", "nosuch", "a@b.c", MSG);
+    assert_eq!(code(&o), 100);
+    assert_eq!(out(&o), "Sorry, no mailbox here by that name. (#5.1.1)\n");
+}
+
+#[test]
+fn default_delivery_when_no_or_empty_dot_qmail() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!((code(&o), out(&o).as_str()), (0, "did 1+0+0\n"));
+    assert_eq!(files_in(&md.join("new")).len(), 1);
+    b.dotqmail(".qmail", "");
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!((code(&o), out(&o).as_str()), (0, "did 1+0+0\n"));
+    assert_eq!(files_in(&md.join("new")).len(), 2);
+    // defaultdelivery may itself be an mbox.
+    let mut c = b.cmd(&[]);
+    c.arg("bob")
+        .arg(&b.home)
+        .args(["bob", "", "", "example.org", "a@b.c", "./Mailbox"]);
+    let o = run_with_input(&mut c, Some(MSG), Duration::from_secs(30));
+    assert_eq!((code(&o), out(&o).as_str()), (0, "did 1+0+0\n"));
+    assert!(b.home.join("Mailbox").exists());
+}
+
+#[test]
+fn unsafe_modes_defer() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(".qmail", "./Maildir/\n");
+    for mode in [0o664, 0o666, 0o646] {
+        chmod(&b.home.join(".qmail"), mode);
+        let o = b.deliver("bob", "", "", "a@b.c", MSG);
+        assert_eq!(code(&o), 111, "{mode:o}");
+        assert_eq!(out(&o), "Uh-oh: .qmail file is writable. (#4.7.0)\n");
+    }
+    chmod(&b.home.join(".qmail"), 0o644);
+    for mode in [0o775, 0o757] {
+        chmod(&b.home, mode);
+        let o = b.deliver("bob", "", "", "a@b.c", MSG);
+        assert_eq!(code(&o), 111);
+        assert_eq!(out(&o), "Uh-oh: home directory is writable. (#4.7.0)\n");
+    }
+    chmod(&b.home, 0o1755);
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert_eq!(
+        out(&o),
+        "Home directory is sticky: user is editing his .qmail file. (#4.2.1)\n"
+    );
+    chmod(&b.home, 0o755);
+    assert!(files_in(&md.join("new")).is_empty());
+    // The x bit makes a .qmail forward-only.
+    b.dotqmail(".qmail", "a@b.c\n./Maildir/\n");
+    chmod(&b.home.join(".qmail"), 0o744);
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert_eq!(
+        out(&o),
+        "Uh-oh: .qmail has file delivery but has x bit set. (#4.7.0)\n"
+    );
+    b.dotqmail(".qmail", "+list\nc@d.e\n|true\n");
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert_eq!(
+        out(&o),
+        "Uh-oh: .qmail has prog delivery but has x bit set. (#4.7.0)\n"
+    );
+    assert!(b.injections().is_empty());
+    assert!(files_in(&md.join("new")).is_empty());
+}
+
+#[test]
+fn programs_exit_codes_and_environment() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    let cases: [(&str, i32, &str, usize); 7] = [
+        ("|exit 0\n./Maildir/\n", 0, "did 1+0+1\n", 1),
+        ("|exit 99\n./Maildir/\n", 0, "did 0+0+1\n", 0),
+        ("|echo nope; exit 100\n./Maildir/\n", 100, "nope\n", 0),
+        ("|echo later; exit 111\n./Maildir/\n", 111, "later\n", 0),
+        ("|exit 64\n./Maildir/\n", 100, "", 0),
+        ("|exit 3\n./Maildir/\n", 111, "", 0),
+        (
+            "|kill -9 $$\n./Maildir/\n",
+            111,
+            "Aack, child crashed. (#4.3.0)\n",
+            0,
+        ),
+    ];
+    for (qmail, want_code, want_out, delivered) in cases {
+        b.dotqmail(".qmail-p", qmail);
+        let before = files_in(&md.join("new")).len();
+        let o = b.deliver("bob-p", "-", "p", "a@b.c", MSG);
+        assert_eq!(
+            (code(&o), out(&o).as_str()),
+            (want_code, want_out),
+            "{qmail}"
+        );
+        assert_eq!(
+            files_in(&md.join("new")).len() - before,
+            delivered,
+            "{qmail}"
+        );
+    }
+    // The program reads the message (without Return-Path/Delivered-To) and sees the environment.
+    b.dotqmail(
+        ".qmail-env-default",
+        "|cat > prog.out; env > prog.env; pwd > prog.pwd\n",
+    );
+    let o = b.deliver("bob-env-X.y", "-", "env-X.y", "a@b.c", MSG);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(std::fs::read(b.home.join("prog.out")).unwrap(), MSG);
+    assert_eq!(
+        std::fs::read_to_string(b.home.join("prog.pwd"))
+            .unwrap()
+            .trim(),
+        b.home.to_str().unwrap()
+    );
+    let env = std::fs::read_to_string(b.home.join("prog.env")).unwrap();
+    let home = format!("HOME={}", b.home.display());
+    for want in [
+        "SENDER=a@b.c",
+        "NEWSENDER=a@b.c",
+        "RECIPIENT=bob-env-X.y@example.org",
+        "USER=bob",
+        &home,
+        "HOST=example.org",
+        "HOST2=example",
+        "HOST3=example",
+        "LOCAL=bob-env-X.y",
+        "EXT=env-X.y",
+        "EXT2=X.y",
+        "EXT3=",
+        "DEFAULT=X.y",
+        "DTLINE=Delivered-To: bob-env-X.y@example.org",
+        "RPLINE=Return-Path: <a@b.c>",
+        "UFLINE=From a@b.c ",
+    ] {
+        assert!(
+            env.lines()
+                .any(|l| l == want || (want.ends_with(' ') && l.starts_with(want))),
+            "missing {want} in\n{env}"
+        );
+    }
+}
+
+#[test]
+fn forwards_are_injected_last_in_one_call() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(
+        ".qmail-fw",
+        "&carol@example.org\n./Maildir/\ndave@example.com\n",
+    );
+    let o = b.deliver("bob-fw", "-", "fw", "a@b.c", MSG);
+    assert_eq!((code(&o), out(&o).as_str()), (0, "did 1+2+0\n"));
+    let inj = b.injections();
+    assert_eq!(inj.len(), 1);
+    assert_eq!(
+        inj[0].0,
+        [&b"Delivered-To: bob-fw@example.org\n"[..], MSG].concat()
+    );
+    assert_eq!(
+        inj[0].1,
+        b"Fa@b.c\0Tcarol@example.org\0Tdave@example.com\0\0"
+    );
+    assert_eq!(files_in(&md.join("new")).len(), 1);
+
+    // A later program failure stops the forwards too.
+    b.dotqmail(".qmail-fw2", "&carol@example.org\n|exit 100\n");
+    let o = b.deliver("bob-fw2", "-", "fw2", "a@b.c", MSG);
+    assert_eq!(code(&o), 100);
+    assert_eq!(b.injections().len(), 1);
+
+    // Exit 99 stops later lines but forwards already seen still go.
+    b.dotqmail(
+        ".qmail-stop",
+        "&carol@example.org\n|exit 99\n&never@example.org\n./Maildir/\n",
+    );
+    let o = b.deliver("bob-stop", "-", "stop", "a@b.c", MSG);
+    assert_eq!((code(&o), out(&o).as_str()), (0, "did 0+1+1\n"));
+    let inj = b.injections();
+    assert_eq!(inj.len(), 2);
+    assert!(
+        inj.iter()
+            .any(|(_, e)| e == b"Fa@b.c\0Tcarol@example.org\0\0")
+    );
+    assert_eq!(files_in(&md.join("new")).len(), 1);
+
+    // qmail-queue failures.
+    let o = b.deliver_env("bob-fw", "-", "fw", "a@b.c", MSG, &[("FAKEQQ_EXIT", "53")]);
+    assert_eq!(code(&o), 111);
+    assert!(
+        out(&o).ends_with("Unable to forward message: qq write error or disk full (#4.3.0).\n"),
+        "{}",
+        out(&o)
+    );
+    let o = b.deliver_env("bob-fw", "-", "fw", "a@b.c", MSG, &[("FAKEQQ_EXIT", "31")]);
+    assert_eq!(code(&o), 100);
+    assert!(out(&o).ends_with(
+        "Unable to forward message: mail server permanently rejected message (#5.3.0).\n"
+    ));
+}
+
+#[test]
+fn owner_files_set_the_forward_sender() {
+    let b = Box::new();
+    b.dotqmail(".qmail-list", "&m1@example.com\n");
+    b.dotqmail(".qmail-list-owner", "&owner@example.com\n");
+    let o = b.deliver("bob-list", "-", "list", "a@b.c", MSG);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    b.dotqmail(".qmail-list-owner-default", "&owner@example.com\n");
+    let o = b.deliver("bob-list", "-", "list", "a@b.c", MSG);
+    assert_eq!(code(&o), 0);
+    // The null sender and #@[] are never rewritten.
+    let o = b.deliver("bob-list", "-", "list", "", MSG);
+    assert_eq!(code(&o), 0);
+    let mut envs: Vec<Vec<u8>> = b.injections().into_iter().map(|(_, e)| e).collect();
+    envs.sort();
+    let mut want = vec![
+        b"Fbob-list-owner@example.org\0Tm1@example.com\0\0".to_vec(),
+        b"Fbob-list-owner-@example.org-@[]\0Tm1@example.com\0\0".to_vec(),
+        b"F\0Tm1@example.com\0\0".to_vec(),
+    ];
+    want.sort();
+    assert_eq!(envs, want);
+}
+
+#[test]
+fn malformed_lines_and_missing_maildir_defer_without_delivery() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    for (text, want) in [
+        (
+            "./Maildir/\nJoe Smith <joe@example.org>\n",
+            "Uh-oh: .qmail-x line 2: malformed forward address: Joe Smith <joe@example.org>. (#4.7.0)\n",
+        ),
+        (
+            "./Maildir/\n+frobnicate\n",
+            "Uh-oh: .qmail-x line 2: unknown instruction: +frobnicate. (#4.7.0)\n",
+        ),
+        (
+            "\n./Maildir/\n",
+            "Uh-oh: first line of .qmail file is blank. (#4.2.1)\n",
+        ),
+        (
+            "&a@b,c@d\n",
+            "Uh-oh: .qmail-x line 1: malformed forward address: &a@b,c@d. (#4.7.0)\n",
+        ),
+    ] {
+        b.dotqmail(".qmail-x", text);
+        let o = b.deliver("bob-x", "-", "x", "a@b.c", MSG);
+        assert_eq!((code(&o), out(&o).as_str()), (111, want));
+    }
+    assert!(files_in(&md.join("new")).is_empty());
+    assert!(b.injections().is_empty());
+    b.dotqmail(".qmail-x", "./Nosuch/\n");
+    let o = b.deliver("bob-x", "-", "x", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert!(
+        out(&o).starts_with("Unable to chdir to maildir. (#4.2.1)\n"),
+        "{}",
+        out(&o)
+    );
+    // An mbox in a directory that does not exist.
+    b.dotqmail(".qmail-x", "./nodir/mbox\n");
+    let o = b.deliver("bob-x", "-", "x", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert!(
+        out(&o).starts_with("Unable to open ./nodir/mbox: "),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).ends_with(". (#4.2.1)\n"));
+}
+
+#[test]
+fn program_that_never_exits_times_out() {
+    let b = Box::new();
+    std::fs::write(b.qhome.join("control/timeoutlocal"), "1\n").unwrap();
+    b.dotqmail(".qmail-slow", "|sleep 600\n");
+    let t0 = std::time::Instant::now();
+    let o = b.deliver("bob-slow", "-", "slow", "a@b.c", MSG);
+    assert_eq!(code(&o), 111);
+    assert_eq!(
+        out(&o),
+        "Timeout on program delivery: killed after 1 seconds. (#4.3.0)\n"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(50));
+}
+
+#[test]
+fn huge_message_to_a_full_disk_leaves_nothing_half_written() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(".qmail", "./mbox\n");
+    // A first small message fits.
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let mbox_before = std::fs::read(b.home.join("mbox")).unwrap();
+    // A 2 MB message against a 1 MB file size limit (the "disk" fills up mid-write).
+    let mut huge = b"Subject: huge\n\n".to_vec();
+    while huge.len() < 2 << 20 {
+        huge.extend_from_slice(
+            b"0123456789012345678901234567890123456789012345678901234567890123456789\n",
+        );
+    }
+    let msgfile = b.root.join("huge");
+    std::fs::write(&msgfile, &huge).unwrap();
+    for (qmail, check_mbox) in [("./mbox\n", true), ("./Maildir/\n", false)] {
+        b.dotqmail(".qmail", qmail);
+        let script = format!(
+            "trap '' XFSZ; ulimit -f 1024; exec {} -- bob {} bob '' '' example.org a@b.c ./Maildir/ < {}",
+            bin("qmail-local").display(),
+            b.home.display(),
+            msgfile.display()
+        );
+        let o = run_with_input(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(script)
+                .env("QMAILHOME", &b.qhome),
+            None,
+            Duration::from_secs(60),
+        );
+        assert_eq!(code(&o), 111, "{}", out(&o));
+        if check_mbox {
+            assert_eq!(
+                out(&o),
+                "Unable to write ./mbox: File too large. (#4.3.0)\n"
+            );
+            assert_eq!(std::fs::read(b.home.join("mbox")).unwrap(), mbox_before);
+        } else {
+            assert!(
+                out(&o).starts_with("Temporary error on maildir delivery. (#4.3.0)\n"),
+                "{}",
+                out(&o)
+            );
+            assert!(out(&o).contains("File too large"), "{}", out(&o));
+            assert!(files_in(&md.join("new")).is_empty());
+            assert!(files_in(&md.join("tmp")).is_empty());
+        }
+    }
+}
+
+#[test]
+fn message_on_a_pipe_or_a_file() {
+    let b = Box::new();
+    let md = b.maildirmake("Maildir");
+    b.dotqmail(".qmail", "./Maildir/\n|cat > copy\n");
+    // run_with_input feeds a pipe.
+    let o = b.deliver("bob", "", "", "a@b.c", MSG);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(std::fs::read(b.home.join("copy")).unwrap(), MSG);
+    // A regular file, as qmail-lspawn gives it.
+    let f = b.root.join("m");
+    std::fs::write(&f, MSG).unwrap();
+    let mut c = b.cmd(&[]);
+    c.arg("bob")
+        .arg(&b.home)
+        .args(["bob", "", "", "example.org", "a@b.c", "./Maildir/"])
+        .stdin(std::fs::File::open(&f).unwrap());
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(files_in(&md.join("new")).len(), 2);
+}
+
+#[test]
+fn maildirmake_modes_and_errors() {
+    let d = tempdir();
+    let p = d.path().join("M");
+    let o = run_with_input(
+        Command::new(bin("maildirmake")).arg(&p),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success());
+    for sub in ["", "tmp", "new", "cur"] {
+        let m = std::fs::metadata(p.join(sub)).unwrap();
+        assert!(m.is_dir());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{sub}");
+    }
+    let o = run_with_input(
+        Command::new(bin("maildirmake")).arg(&p),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 111);
+    assert!(
+        out(&o).starts_with("maildirmake: fatal: unable to mkdir "),
+        "{}",
+        out(&o)
+    );
+    let o = run_with_input(
+        &mut Command::new(bin("maildirmake")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 100);
+}
+
+#[test]
+fn qmail_newu_and_lookup() {
+    let d = tempdir();
+    let q = d.path();
+    std::fs::create_dir(q.join("users")).unwrap();
+    std::fs::write(
+        q.join("users/assign"),
+        "=joe:joe:1001:1001:/home/joe:::\n+joe-:joe:1001:1001:/home/joe:-::\n+lists-:lists:1002:1002:/home/lists:-:l-:\n.\n",
+    )
+    .unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-newu")).env("QMAILHOME", q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        std::fs::metadata(q.join("users/cdb"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    assert!(!q.join("users/cdb.tmp").exists());
+    let a = mta::users::lookup_in(q, "Joe").unwrap().unwrap();
+    assert_eq!(
+        (
+            a.user.as_str(),
+            a.uid,
+            a.gid,
+            a.home.to_str().unwrap(),
+            a.dash.as_str(),
+            a.ext.as_str()
+        ),
+        ("joe", 1001, 1001, "/home/joe", "", "")
+    );
+    let a = mta::users::lookup_in(q, "joe-Foo.Bar").unwrap().unwrap();
+    assert_eq!((a.dash.as_str(), a.ext.as_str()), ("-", "Foo.Bar"));
+    let a = mta::users::lookup_in(q, "lists-qmail").unwrap().unwrap();
+    assert_eq!(
+        (a.user.as_str(), a.uid, a.ext.as_str()),
+        ("lists", 1002, "l-qmail")
+    );
+    // Real cdb tools read our file.
+    if let Some(cdbget) = external("/usr/bin/cdbget") {
+        let o = Command::new(cdbget)
+            .arg("!lists-")
+            .stdin(std::fs::File::open(q.join("users/cdb")).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.stdout, b"lists\x001002\x001002\x00/home/lists\x00-\x00l-");
+    }
+    // Unknown addresses fall to the alias user (QMAILHOME/ids names it).
+    std::fs::write(q.join("ids"), "alias:7790:7791\n").unwrap();
+    let a = mta::users::lookup_in(q, "postmaster").unwrap().unwrap();
+    assert_eq!(
+        (
+            a.user.as_str(),
+            a.uid,
+            a.gid,
+            a.dash.as_str(),
+            a.ext.as_str()
+        ),
+        ("alias", 7790, 7791, "-", "postmaster")
+    );
+    assert_eq!(a.home, q.join("alias"));
+    // A bad assign keeps the old cdb and names the line.
+    std::fs::write(
+        q.join("users/assign"),
+        "=joe:joe:1001:1001:/home/joe:::\n=bad:line\n.\n",
+    )
+    .unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-newu")).env("QMAILHOME", q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 111);
+    assert!(
+        out(&o).starts_with("qmail-newu: fatal: bad format in users/assign: line 2"),
+        "{}",
+        out(&o)
+    );
+    assert!(mta::users::lookup_in(q, "lists-x").unwrap().unwrap().user == "lists");
+}
