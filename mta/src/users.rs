@@ -250,6 +250,51 @@ fn alias_user(qmail_home: &Path, local: &str) -> Result<Option<Assignment>, Look
     }))
 }
 
+/// The qmail-getpw program: `qmail-getpw LOCAL` prints
+/// `user\0uid\0gid\0home\0dash\0ext\0` for the password-file owner of LOCAL, or for the alias
+/// user; exit 100 without an argument, 111 on system trouble, 116 without an alias user.
+pub fn getpw_main() -> i32 {
+    use std::io::Write;
+    let Some(local) = std::env::args().nth(1) else {
+        return 100;
+    };
+    let qhome = crate::home::qmail_home();
+    let found = match getpw_lookup(&local) {
+        Ok(Some(a)) => Some(a),
+        Ok(None) => match alias_user(&qhome, &local) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("qmail-getpw: {e}");
+                return 111;
+            }
+        },
+        Err(e) => {
+            eprintln!("qmail-getpw: {e}");
+            return 111;
+        }
+    };
+    let Some(a) = found else {
+        return 116;
+    };
+    let mut out = Vec::new();
+    for f in [
+        a.user,
+        a.uid.to_string(),
+        a.gid.to_string(),
+        a.home.to_string_lossy().into_owned(),
+        a.dash,
+        a.ext,
+    ] {
+        out.extend_from_slice(f.as_bytes());
+        out.push(0);
+    }
+    let mut so = std::io::stdout().lock();
+    if so.write_all(&out).and_then(|_| so.flush()).is_err() {
+        return 111;
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! users database tools, and end to end through qmail-send → qmail-lspawn → qmail-local.
 
 use rqmail_tests::{bin, external, run_with_input, tempdir, write_exec};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -800,4 +800,163 @@ fn qmail_newu_and_lookup() {
         out(&o)
     );
     assert!(mta::users::lookup_in(q, "lists-x").unwrap().unwrap().user == "lists");
+}
+
+#[test]
+fn checkperms_finds_unsafe_homes_and_skips_system_accounts() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root to chown test homes");
+        return;
+    }
+    let d = tempdir();
+    let r = d.path();
+    chmod(r, 0o755);
+    let q = r.join("qmail");
+    std::fs::create_dir_all(q.join("users")).unwrap();
+    std::fs::create_dir_all(q.join("control")).unwrap();
+    let mk = |name: &str, uid: u32, mode: u32| -> PathBuf {
+        let h = r.join(name);
+        std::fs::create_dir(&h).unwrap();
+        chmod(&h, mode);
+        std::os::unix::fs::chown(&h, Some(uid), Some(uid)).unwrap();
+        h
+    };
+    let maildir = |h: &Path, uid: u32| {
+        let o = Command::new(bin("maildirmake"))
+            .arg(h.join("Maildir"))
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        for s in ["", "tmp", "new", "cur"] {
+            std::os::unix::fs::chown(h.join("Maildir").join(s), Some(uid), Some(uid)).unwrap();
+        }
+    };
+    let good = mk("good", 5001, 0o755);
+    maildir(&good, 5001);
+    let wr = mk("wr", 5002, 0o775);
+    maildir(&wr, 5002);
+    let dq = mk("dq", 5003, 0o755);
+    maildir(&dq, 5003);
+    std::fs::write(dq.join(".qmail"), "./Maildir/\n./mbox\n").unwrap();
+    chmod(&dq.join(".qmail"), 0o666);
+    let md = mk("md", 5004, 0o755);
+    maildir(&md, 5005); // owned by someone else
+    let nomd = mk("nomd", 5006, 0o700);
+    let sys = mk("sys", 105, 0o777);
+    let nolog = mk("nolog", 5007, 0o777);
+    let excl = mk("excl", 5008, 0o777);
+    let virt = mk("virt", 5009, 0o777);
+    let passwd = format!(
+        "root:x:0:0:root:/root:/bin/bash\ngood:x:5001:5001::{}:/bin/sh\nwr:x:5002:5002::{}:/bin/sh\ndq:x:5003:5003::{}:/bin/sh\nmd:x:5004:5004::{}:/bin/sh\nnomd:x:5006:5006::{}:/bin/sh\nsys:x:105:105::{}:/bin/sh\nnolog:x:5007:5007::{}:/usr/sbin/nologin\nexcl:x:5008:5008::{}:/bin/sh\n",
+        good.display(),
+        wr.display(),
+        dq.display(),
+        md.display(),
+        nomd.display(),
+        sys.display(),
+        nolog.display(),
+        excl.display()
+    );
+    std::fs::write(r.join("passwd"), passwd).unwrap();
+    std::fs::write(q.join("users/exclude"), "excl\n").unwrap();
+    std::fs::write(
+        q.join("users/assign"),
+        format!("=virt:virt:5009:5009:{}:::\n.\n", virt.display()),
+    )
+    .unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-checkperms"))
+            .arg("-p")
+            .arg(r.join("passwd"))
+            .env("QMAILHOME", &q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 1, "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let users: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
+    for u in ["good", "sys", "nolog", "excl"] {
+        assert!(!users.contains(&u), "{u} reported:\n{text}");
+    }
+    for (u, what) in [
+        ("wr", "writable by group or others (mode 0775)"),
+        ("dq", ".qmail is writable by group or others"),
+        ("md", "is owned by uid 5005, not 5004"),
+        ("nomd", "Maildir/ is missing"),
+        ("virt", "writable by group or others (mode 0777)"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{u}: ")) && l.contains(what)),
+            "{u}: {what} not in\n{text}"
+        );
+    }
+    // Fixed up, the report is clean.
+    std::fs::write(
+        r.join("passwd"),
+        format!("good:x:5001:5001::{}:/bin/sh\n", good.display()),
+    )
+    .unwrap();
+    std::fs::remove_file(q.join("users/assign")).unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-checkperms"))
+            .arg("-p")
+            .arg(r.join("passwd"))
+            .env("QMAILHOME", &q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!((code(&o), out(&o).as_str()), (0, ""));
+}
+
+#[test]
+fn pw2u_then_newu_then_lookup() {
+    let b = Box::new();
+    std::fs::create_dir_all(b.qhome.join("users")).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&b.home, Some(6001), None).unwrap();
+    }
+    let uid = std::fs::metadata(&b.home).unwrap().uid();
+    let passwd = format!(
+        "root:x:0:0:root:/root:/bin/sh\nbob:x:{uid}:77::{}:/bin/sh\n",
+        b.home.display()
+    );
+    std::fs::write(b.qhome.join("ids"), "alias:7790:7791\n").unwrap();
+    std::fs::write(b.qhome.join("users/subusers"), "frank:bob:fr:\n").unwrap();
+    std::fs::write(b.qhome.join("users/append"), "=info:bob:1:1:/x:-:info:\n").unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-pw2u")).env("QMAILHOME", &b.qhome),
+        Some(passwd.as_bytes()),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let h = b.home.display();
+    let q = b.qhome.display();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "=bob:bob:{uid}:77:{h}:::\n+bob-:bob:{uid}:77:{h}:-::\n+:alias:7790:7791:{q}/alias:-::\n=frank:bob:{uid}:77:{h}:-:fr:\n+frank-:bob:{uid}:77:{h}:-:fr-:\n=info:bob:1:1:/x:-:info:\n.\n"
+        )
+    );
+    std::fs::write(b.qhome.join("users/assign"), &o.stdout).unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-newu")).env("QMAILHOME", &b.qhome),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let a = mta::users::lookup_in(&b.qhome, "frank-berbig")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.user.as_str(), a.uid, a.dash.as_str(), a.ext.as_str()),
+        ("bob", uid, "-", "fr-berbig")
+    );
+    let a = mta::users::lookup_in(&b.qhome, "nobody-known")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.user.as_str(), a.uid, a.ext.as_str()),
+        ("alias", 7790, "nobody-known")
+    );
 }
