@@ -1213,7 +1213,10 @@ fn e2e_programs_run_as_their_owner_and_cannot_touch_other_maildirs() {
     let uid_txt = std::fs::read_to_string(s.home("alice").join("uid.txt")).unwrap();
     let ua = s.uid("alice");
     if is_root() {
-        assert!(uid_txt.starts_with(&format!("{ua}\n{ua}\nrc=")), "{uid_txt}");
+        assert!(
+            uid_txt.starts_with(&format!("{ua}\n{ua}\nrc=")),
+            "{uid_txt}"
+        );
         assert!(!uid_txt.ends_with("rc=0\n"), "{uid_txt}");
         assert!(!bob_md.join("new/evil").exists());
         assert_eq!(std::fs::metadata(&a[0]).unwrap().uid(), ua);
@@ -1385,4 +1388,55 @@ fn e2e_program_exit_codes_loops_and_readers() {
             out(&o)
         );
     }
+}
+
+#[test]
+fn e2e_new_user_from_skel_receives_mail() {
+    if !queue_built() {
+        return;
+    }
+    let s = System::new();
+    // The admin's /etc/skel (here a directory of the test): a Maildir and a .qmail using it.
+    let skel = s.root.join("skel");
+    std::fs::create_dir(&skel).unwrap();
+    let o = Command::new(bin("maildirmake"))
+        .arg(skel.join("Maildir"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(skel.join(".qmail"), "./Maildir/\n").unwrap();
+    chmod(&skel.join(".qmail"), 0o644);
+    // useradd -m copies skel into the new home and gives it to the new user.
+    let home = s.root.join("home/dave");
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(&skel)
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    chmod(&home, 0o700);
+    let uid = if is_root() { 7803 } else { s.uid("alice") };
+    chown_r(&home, uid);
+    let mut assign = std::fs::read_to_string(s.q.join("users/assign")).unwrap();
+    assign.truncate(assign.len() - 2); // drop ".\n"
+    assign.push_str(&format!(
+        "=dave:dave:{uid}:{uid}:{}:::\n.\n",
+        home.display()
+    ));
+    std::fs::write(s.q.join("users/assign"), assign).unwrap();
+    let o = run_with_input(
+        Command::new(s.q.join("bin/qmail-newu")).env("QMAILHOME", &s.q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    s.inject("carol@example.net", &["dave@example.org"], &msg("welcome"));
+    let f = s.wait_files(&home.join("Maildir/new"), 1);
+    assert_eq!(std::fs::metadata(&f[0]).unwrap().uid(), uid);
+    assert!(
+        std::fs::read_to_string(&f[0])
+            .unwrap()
+            .contains("Delivered-To: dave@example.org\n")
+    );
 }
