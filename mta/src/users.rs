@@ -62,7 +62,9 @@ pub const USERS_CDB_TROUBLE: &str = "Trouble reading users/cdb in qmail-lspawn."
 /// The longest user name qmail-getpw considers (its buffer size).
 const GETPW_USERLEN: usize = 32;
 
-/// Look up the owner of local part `local` (already lower-cased as qmail-send hands it).
+/// Look up the owner of local part `local`. The lookups lower-case it themselves, as qmail
+/// does; the extension returned keeps the case of `local` (so `$EXT` and `$DEFAULT` keep the
+/// sender's spelling, as in qmail), hence callers should pass the local part as received.
 pub fn lookup(local: &str) -> Result<Option<Assignment>, LookupError> {
     lookup_in(&crate::home::qmail_home(), local)
 }
