@@ -1,0 +1,2 @@
+#[path = "it/local.rs"]
+mod local;
