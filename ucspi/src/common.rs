@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// getopt(3)-style parsing: `spec` lists option letters, a letter followed by `:` takes an
 /// argument. Options may be bundled (`-RHl0`); parsing stops at `--` or the first non-option.
 /// Returns the options in order and the remaining arguments, or the offending letter.
-pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<(char, String)>, Vec<String>), char> {
+/// Parsed options (letter, argument or "") and the remaining arguments.
+pub type Parsed = (Vec<(char, String)>, Vec<String>);
+
+pub fn getopt(args: &[String], spec: &str) -> Result<Parsed, char> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -135,7 +138,8 @@ pub fn reverse_name(ip: IpAddr) -> Option<String> {
         .take_while(|&&c| c != 0)
         .map(|&c| c as u8)
         .collect();
-    let name = String::from_utf8_lossy(&bytes).to_string();
+    // Lower case, as ucspi-tcp's DNS code prints names, so `=host` rules match.
+    let name = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
     (!name.is_empty()).then_some(name)
 }
 

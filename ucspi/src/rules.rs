@@ -24,9 +24,16 @@ pub struct RuleLine {
     pub data: Vec<u8>,
 }
 
+/// A line tcprules cannot parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLine;
+
+/// cdb records (key, value) in input order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Parse one input line (with or without its newline). `Ok(None)` for lines tcprules skips,
-/// `Err(())` for a line it cannot parse.
-pub fn parse_line(line: &[u8]) -> Result<Option<RuleLine>, ()> {
+/// `Err(BadLine)` for a line it cannot parse.
+pub fn parse_line(line: &[u8]) -> Result<Option<RuleLine>, BadLine> {
     if line.first() == Some(&b'#') {
         return Ok(None);
     }
@@ -55,18 +62,18 @@ pub fn parse_line(line: &[u8]) -> Result<Option<RuleLine>, ()> {
     } else if rest.starts_with(b"allow") {
         rest = &rest[5..];
     } else {
-        return Err(());
+        return Err(BadLine);
     }
     while !rest.is_empty() {
         if rest[0] != b',' {
-            return Err(());
+            return Err(BadLine);
         }
-        let eq = memchr(b'=', rest).ok_or(())?;
+        let eq = memchr(b'=', rest).ok_or(BadLine)?;
         data.push(b'+');
         data.extend_from_slice(&rest[1..=eq]);
         rest = &rest[eq + 1..];
-        let (&delim, after) = rest.split_first().ok_or(())?;
-        let end = memchr(delim, after).ok_or(())?;
+        let (&delim, after) = rest.split_first().ok_or(BadLine)?;
+        let end = memchr(delim, after).ok_or(BadLine)?;
         data.extend_from_slice(&after[..end]);
         data.push(0);
         rest = &after[end + 1..];
@@ -81,12 +88,12 @@ fn memchr(c: u8, s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b == c)
 }
 
-fn digits(s: &[u8]) -> Result<u64, ()> {
+fn digits(s: &[u8]) -> Result<u64, BadLine> {
     // ucspi's scan_ulong must consume the whole field; an empty field counts as 0.
     let mut n: u64 = 0;
     for &b in s {
         if !b.is_ascii_digit() {
-            return Err(());
+            return Err(BadLine);
         }
         n = n.saturating_mul(10).saturating_add(u64::from(b - b'0'));
     }
@@ -94,7 +101,7 @@ fn digits(s: &[u8]) -> Result<u64, ()> {
 }
 
 /// Expand the first numeric range of an address (`1.2.3.37-53`) into keys.
-fn expand(address: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
+fn expand(address: &[u8]) -> Result<Vec<Vec<u8>>, BadLine> {
     if memchr(b'=', address).is_some() || memchr(b'@', address).is_some() {
         return Ok(vec![address.to_vec()]);
     }
@@ -116,7 +123,7 @@ fn expand(address: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
         k.extend_from_slice(&address[right..]);
         keys.push(k);
         if keys.len() > 1_000_000 {
-            return Err(());
+            return Err(BadLine);
         }
         n += 1;
     }
@@ -131,7 +138,7 @@ pub struct ParseError {
 }
 
 /// Parse a whole rules text into cdb records in input order.
-pub fn parse_all(text: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ParseError> {
+pub fn parse_all(text: &[u8]) -> Result<Records, ParseError> {
     let mut out = Vec::new();
     for (i, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
         match parse_line(line) {
@@ -141,7 +148,7 @@ pub fn parse_all(text: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ParseError> {
                     out.push((k, r.data.clone()));
                 }
             }
-            Err(()) => {
+            Err(BadLine) => {
                 let l = String::from_utf8_lossy(line);
                 return Err(ParseError {
                     lineno: i + 1,

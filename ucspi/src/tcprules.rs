@@ -13,7 +13,7 @@ use std::path::Path;
 const FATAL: &str = "tcprules: fatal: ";
 
 /// Write `records` to `tmp` as a cdb, fsync, rename over `cdb`, fsync the directory.
-pub fn write_cdb(cdb: &Path, tmp: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+pub fn write_cdb(cdb: &Path, tmp: &Path, records: &crate::rules::Records) -> Result<(), String> {
     let what = |verb: &str, e: &std::io::Error| {
         format!("unable to {verb} {}: {}", tmp.display(), errtext(e))
     };

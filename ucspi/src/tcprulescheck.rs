@@ -12,8 +12,11 @@ pub fn report(v: &crate::rules::Verdict) -> String {
         Some(k) => s.push_str(&format!("rule {}:\n", String::from_utf8_lossy(k))),
         None => s.push_str("default:\n"),
     }
-    for (k, val) in &v.env {
-        s.push_str(&format!("set environment variable {k}={val}\n"));
+    // ucspi-tcp stops at the deny entry, which tcprules always writes first.
+    if !v.deny {
+        for (k, val) in &v.env {
+            s.push_str(&format!("set environment variable {k}={val}\n"));
+        }
     }
     s.push_str(if v.deny {
         "deny connection\n"

@@ -260,6 +260,12 @@ pub fn main(args: &[String]) -> i32 {
     let Some(portnum) = port_number(port) else {
         return fatal(&format!("unable to figure out port number for {port}"));
     };
+    // Signals first, as ucspi-tcp does: a SIGTERM that arrives once we listen must end us
+    // cleanly (exit 0), and no child exit may be missed.
+    let signals = match Signals::register() {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("unable to catch signals: {}", errtext(&e))),
+    };
     let listener = match bind(ip, portnum, o.backlog) {
         Ok(s) => s,
         Err(e) => return fatal(&format!("unable to bind: {}", errtext(&e))),
@@ -278,7 +284,7 @@ pub fn main(args: &[String]) -> i32 {
         return fatal(&m);
     }
     null_stdio();
-    match serve(&o, listener, &prog) {
+    match serve(&o, listener, signals, &prog) {
         Ok(()) => 0,
         Err(e) => fatal(&errtext(&e)),
     }
@@ -320,16 +326,29 @@ impl Server<'_> {
     }
 }
 
-fn serve(o: &Opts, listener: socket2::Socket, prog: &[String]) -> io::Result<()> {
+/// SIGCHLD and SIGTERM wake the accept loop through a self-pipe; SIGTERM also sets a flag.
+struct Signals {
+    pipe: OwnedFd,
+    term: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn register() -> io::Result<Signals> {
+        let (sig_r, sig_w): (OwnedFd, OwnedFd) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let sig_w2 = sig_w.try_clone()?;
+        let term = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sig_w)?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, sig_w2)?;
+        Ok(Signals { pipe: sig_r, term })
+    }
+}
+
+fn serve(o: &Opts, listener: socket2::Socket, signals: Signals, prog: &[String]) -> io::Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     listener.set_nonblocking(true)?;
-    let (sig_r, sig_w): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-    let sig_w2 = sig_w.try_clone()?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sig_w)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, sig_w2)?;
-    let term = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
+    let Signals { pipe: sig_r, term } = signals;
 
     let mut srv = Server { o, children: 0 };
     srv.status();
