@@ -541,3 +541,62 @@ fn sendmail_modes_and_errors() {
             .starts_with("sendmail: fatal: unable to run qmail-inject")
     );
 }
+
+/// Through the real qmail-queue in a home made by qmail-install: the message lands in
+/// queue/mess and its envelope in queue/todo.
+#[test]
+fn through_the_real_qmail_queue() {
+    let dir = rqmail_tests::bin_dir();
+    if !dir.join("qmail-queue").exists() || !dir.join("qmail-install").exists() {
+        assert!(
+            !rqmail_tests::under_ci(),
+            "qmail-queue and qmail-install must be built under CI"
+        );
+        eprintln!("skipping: qmail-queue / qmail-install not built yet");
+        return;
+    }
+    let t = tempdir();
+    let home = t.path().join("qmail");
+    let o = rqmail_tests::run(Command::new(bin("qmail-install")).arg(&home));
+    ok(&o);
+    std::fs::write(home.join("control/me"), "mail.example.org\n").unwrap();
+    let mut c = Command::new(bin("qmail-inject"));
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("QMAILHOME", &home)
+        .env("USER", "joe")
+        .arg("-f")
+        .arg("joe@example.org");
+    let o = run_with_input(
+        &mut c,
+        Some(b"To: bob@x.example\nSubject: real queue\n\nhello\n"),
+        LONG,
+    );
+    ok(&o);
+    let files = |sub: &str| -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        let mut stack = vec![home.join("queue").join(sub)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    v.push(std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        v
+    };
+    let mess = files("mess");
+    assert_eq!(mess.len(), 1, "one message in queue/mess");
+    let m = String::from_utf8_lossy(&mess[0]);
+    assert!(m.contains("\nSubject: real queue\n"), "{m}");
+    assert!(m.contains("Message-ID: <"), "{m}");
+    let todo = files("todo");
+    assert_eq!(todo.len(), 1, "one envelope in queue/todo");
+    let env = &todo[0];
+    let has = |needle: &[u8]| env.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"Fjoe@example.org\0"), "{env:?}");
+    assert!(has(b"Tbob@x.example\0"), "{env:?}");
+}
