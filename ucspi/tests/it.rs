@@ -702,3 +702,69 @@ fn tcp_env_sets_environment_from_fd0() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "none\n");
     let _ = std::io::stdout().flush();
 }
+
+/// -r asks the client's ident server (port 113 on the client's address) for TCPREMOTEINFO;
+/// the answer takes part in the rules (`INFO@IP`) and the log line.
+#[test]
+fn ident_remoteinfo_with_r() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: binding port 113 needs root");
+        return;
+    }
+    let d = tempdir();
+    let script = env_script(d.path());
+    let (cdb, out) = tcprules(
+        d.path(),
+        "ident",
+        "alice@127.0.0.1:allow,RULEVAR=\"alice\"\n:allow,RULEVAR=\"other\"\n",
+    );
+    assert!(out.status.success());
+    let srv = Server::start(
+        d.path(),
+        &[
+            "-v",
+            "-r",
+            "-t",
+            "10",
+            "-H",
+            "-l0",
+            "-x",
+            cdb.to_str().unwrap(),
+        ],
+        "127.0.0.1",
+        &[script.to_str().unwrap()],
+    );
+    // Nobody on port 113 (refused): no TCPREMOTEINFO, the default rule.
+    let Ok(identd) = std::net::TcpListener::bind("127.0.0.1:113") else {
+        eprintln!("skipping: port 113 is in use");
+        return;
+    };
+    drop(identd);
+    let env = env_map(&read_all(srv.connect("127.0.0.1")));
+    assert!(!env.contains_key("TCPREMOTEINFO"), "{env:?}");
+    assert_eq!(env.get("RULEVAR").map(String::as_str), Some("other"));
+
+    let identd = std::net::TcpListener::bind("127.0.0.1:113").expect("bind 113 again");
+    let server = std::thread::spawn(move || {
+        let (s, _) = identd.accept().unwrap();
+        s.set_read_timeout(Some(LONG)).unwrap();
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let q = line.trim_end().to_string();
+        (&s).write_all(format!("{q} : USERID : UNIX : alice\r\n").as_bytes())
+            .unwrap();
+        q
+    });
+    let s = srv.connect("127.0.0.1");
+    let client_port = s.local_addr().unwrap().port();
+    let env = env_map(&read_all(s));
+    let query = server.join().unwrap();
+    assert_eq!(query, format!("{client_port} , {}", srv.port));
+    assert_eq!(env.get("TCPREMOTEINFO").map(String::as_str), Some("alice"));
+    assert_eq!(env.get("RULEVAR").map(String::as_str), Some("alice"));
+    srv.wait_log("ok line with info", |l| {
+        l.contains(&format!(":127.0.0.1:alice:{client_port}\n"))
+    });
+}
