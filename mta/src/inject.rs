@@ -491,8 +491,29 @@ pub enum Strategy {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub message: Vec<u8>,
-    pub sender: String,
-    pub recipients: Vec<String>,
+    pub sender: Vec<u8>,
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// Header bytes as a string, one char per byte, so that 8-bit text survives the rewriting
+/// unchanged whatever its charset.
+fn latin1(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+/// The inverse of [`latin1`]; characters above U+00FF (from the command line or the
+/// environment) are written in UTF-8.
+fn unlatin1(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        if (c as u32) < 256 {
+            out.push(c as u32 as u8);
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
 }
 
 /// An input problem (exit 100) with its message.
@@ -572,7 +593,7 @@ pub fn prepare(
         );
         let mut out = f.clone();
         if rewrite {
-            let text = String::from_utf8_lossy(&f).into_owned();
+            let text = latin1(&f);
             let value = text[name.len() + 1..].trim_end_matches('\n');
             let may_fail = matches!(
                 k,
@@ -580,7 +601,7 @@ pub fn prepare(
             );
             match rewrite_list(value, cfg) {
                 Some((new, addrs)) => {
-                    out = format!("{name}:{new}\n").into_bytes();
+                    out = unlatin1(&format!("{name}:{new}\n"));
                     match k {
                         Kind::ToCc | Kind::Bcc | Kind::ApparentlyTo => hrlist.extend(addrs),
                         Kind::ResentRcpt | Kind::ResentBcc => hrrlist.extend(addrs),
@@ -704,8 +725,8 @@ pub fn prepare(
     recipients.retain(|r| !r.is_empty());
     Ok(Prepared {
         message,
-        sender,
-        recipients,
+        sender: unlatin1(&sender),
+        recipients: recipients.iter().map(|r| unlatin1(r)).collect(),
     })
 }
 
@@ -805,7 +826,9 @@ pub fn main(args: &[String]) -> i32 {
     if !queue {
         let mut out = std::io::stdout().lock();
         let r = out
-            .write_all(format!("Return-Path: <{}>\n", p.sender).as_bytes())
+            .write_all(b"Return-Path: <")
+            .and_then(|_| out.write_all(&p.sender))
+            .and_then(|_| out.write_all(b">\n"))
             .and_then(|_| out.write_all(&p.message))
             .and_then(|_| out.flush());
         return if r.is_ok() {
@@ -831,7 +854,7 @@ pub fn queue_message(p: &Prepared, prog: &str) -> i32 {
     };
     // A write error shows up as a failure in finish().
     let _ = qq.write_all(&p.message);
-    match qq.finish(p.sender.as_bytes(), &p.recipients) {
+    match qq.finish(&p.sender, &p.recipients) {
         crate::qq::QueueResult::Ok => 0,
         crate::qq::QueueResult::Temporary(t) => {
             eprintln!("{prog}: fatal: {t}");
@@ -896,6 +919,8 @@ mod tests {
                 "d@mail.example.org"
             ]
         );
+        let (v, _) = rewrite_list(" a,\n\tb (x)\n", &cfg()).unwrap();
+        assert_eq!(v, " a@mail.example.org,\n\tb@mail.example.org (x)\n");
         let (_, a) = rewrite_list(" undisclosed-recipients: ;", &cfg()).unwrap();
         assert!(a.is_empty());
         assert!(rewrite_list(" \"unterminated", &cfg()).is_none());

@@ -600,3 +600,21 @@ fn through_the_real_qmail_queue() {
     assert!(has(b"Fjoe@example.org\0"), "{env:?}");
     assert!(has(b"Tbob@x.example\0"), "{env:?}");
 }
+
+/// 8-bit bytes in rewritten fields (Latin-1 or UTF-8 names) come out unchanged.
+#[test]
+fn eight_bit_header_bytes_survive_rewriting() {
+    let h = Home::new(0);
+    let mut input =
+        b"To: J\xfcrgen <j>, \"J\xc3\xbcrgen\" <k@x.example>\nSubject: \xff\n\nb\n".to_vec();
+    let mut c = h.cmd(&bin("qmail-inject"));
+    let o = run_with_input(&mut c, Some(&input), LONG);
+    ok(&o);
+    let m = std::fs::read(format!("{}.msg", h.cap.display())).unwrap();
+    input.clear();
+    input.extend_from_slice(
+        b"To: J\xfcrgen <j@mail.example.org>, \"J\xc3\xbcrgen\" <k@x.example>\nSubject: \xff\n\nb\n",
+    );
+    assert!(m.ends_with(&input), "{:?}", String::from_utf8_lossy(&m));
+    assert_eq!(h.envelope().1, ["j@mail.example.org", "k@x.example"]);
+}
