@@ -66,7 +66,13 @@ pub fn lookup_virtual(path: &Path, user: &str) -> Result<Option<Account>, TempEr
         if f[0] != user {
             continue;
         }
-        let bad = || TempError(format!("{}: line {}: expected user:hash:uid:gid:home[:shell]", path.display(), n + 1));
+        let bad = || {
+            TempError(format!(
+                "{}: line {}: expected user:hash:uid:gid:home[:shell]",
+                path.display(),
+                n + 1
+            ))
+        };
         if f.len() < 5 {
             return Err(bad());
         }
@@ -81,7 +87,10 @@ pub fn lookup_virtual(path: &Path, user: &str) -> Result<Option<Account>, TempEr
             uid,
             gid,
             home: PathBuf::from(f[4]),
-            shell: f.get(5).map(|s| s.to_string()).unwrap_or_else(|| "/bin/sh".into()),
+            shell: f
+                .get(5)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "/bin/sh".into()),
             system: false,
         }));
     }
@@ -89,7 +98,11 @@ pub fn lookup_virtual(path: &Path, user: &str) -> Result<Option<Account>, TempEr
 }
 
 /// Find `user` in passwd/shadow files.
-pub fn lookup_system(passwd: &Path, shadow: &Path, user: &str) -> Result<Option<Account>, TempError> {
+pub fn lookup_system(
+    passwd: &Path,
+    shadow: &Path,
+    user: &str,
+) -> Result<Option<Account>, TempError> {
     let Some(pw) = read_optional(passwd)? else {
         return Ok(None);
     };
@@ -98,10 +111,16 @@ pub fn lookup_system(passwd: &Path, shadow: &Path, user: &str) -> Result<Option<
     };
     let f: Vec<&str> = line.split(':').collect();
     if f.len() < 7 {
-        return Err(TempError(format!("{}: malformed entry for {user}", passwd.display())));
+        return Err(TempError(format!(
+            "{}: malformed entry for {user}",
+            passwd.display()
+        )));
     }
     let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
-        return Err(TempError(format!("{}: malformed entry for {user}", passwd.display())));
+        return Err(TempError(format!(
+            "{}: malformed entry for {user}",
+            passwd.display()
+        )));
     };
     let mut hash = f[1].to_string();
     if hash == "x" {
@@ -282,7 +301,8 @@ fn become_user(acct: &Account) -> Result<(), String> {
         }
         nix::unistd::setgroups(&groups).map_err(|e| format!("unable to set groups: {e}"))?;
         nix::unistd::setgid(gid).map_err(|e| format!("unable to set gid: {e}"))?;
-        nix::unistd::setuid(Uid::from_raw(acct.uid)).map_err(|e| format!("unable to set uid: {e}"))?;
+        nix::unistd::setuid(Uid::from_raw(acct.uid))
+            .map_err(|e| format!("unable to set uid: {e}"))?;
     } else if euid.as_raw() != acct.uid {
         return Err(format!(
             "not running as root, cannot switch from uid {} to uid {}",
@@ -313,7 +333,10 @@ pub fn poppass_main(args: Vec<String>) -> i32 {
     }
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        let _ = writeln!(std::io::stderr(), "qmail-poppass: unable to read stdin: {e}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "qmail-poppass: unable to read stdin: {e}"
+        );
         return 111;
     }
     let pw: Vec<u8> = input.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
@@ -338,8 +361,15 @@ pub fn poppass_main(args: Vec<String>) -> i32 {
     }
 }
 
-fn poppass_update(file: &Path, user: &str, hash: &str, rest: &[String]) -> Result<(), (i32, String)> {
-    let text = read_optional(file).map_err(|e| (111, e.0))?.unwrap_or_default();
+fn poppass_update(
+    file: &Path,
+    user: &str,
+    hash: &str,
+    rest: &[String],
+) -> Result<(), (i32, String)> {
+    let text = read_optional(file)
+        .map_err(|e| (111, e.0))?
+        .unwrap_or_default();
     let mut out = String::new();
     let mut found = false;
     for line in text.lines() {
@@ -365,12 +395,18 @@ fn poppass_update(file: &Path, user: &str, hash: &str, rest: &[String]) -> Resul
     }
     if !found {
         if rest.len() < 3 {
-            return Err((100, format!("{user} is not in {}: give UID GID HOME", file.display())));
+            return Err((
+                100,
+                format!("{user} is not in {}: give UID GID HOME", file.display()),
+            ));
         }
         if rest[0].parse::<u32>().is_err() || rest[1].parse::<u32>().is_err() {
             return Err((100, "UID and GID must be numbers".into()));
         }
-        out.push_str(&format!("{user}:{hash}:{}:{}:{}", rest[0], rest[1], rest[2]));
+        out.push_str(&format!(
+            "{user}:{hash}:{}:{}:{}",
+            rest[0], rest[1], rest[2]
+        ));
         if let Some(sh) = rest.get(3) {
             out.push(':');
             out.push_str(sh);
@@ -378,10 +414,15 @@ fn poppass_update(file: &Path, user: &str, hash: &str, rest: &[String]) -> Resul
         out.push('\n');
     }
     // Write a temporary file (mode 0600), fsync, rename over, fsync the directory.
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
-        file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
@@ -417,7 +458,9 @@ mod tests {
         assert!(verify(b"x", "$1$abc$def").is_err());
         // SHA-512 crypt of "secret" with salt "saltsalt" (glibc's `mkpasswd -m sha-512`).
         use sha_crypt::PasswordHasher as _;
-        let s = sha_crypt::ShaCrypt::default().hash_password_with_salt(b"secret", b"saltsalt").unwrap();
+        let s = sha_crypt::ShaCrypt::default()
+            .hash_password_with_salt(b"secret", b"saltsalt")
+            .unwrap();
         assert!(s.as_str().starts_with("$6$"));
         assert!(verify(b"secret", s.as_str()).unwrap());
         assert!(!verify(b"Secret", s.as_str()).unwrap());
@@ -427,10 +470,17 @@ mod tests {
     fn files_parse() {
         let d = tempfile::tempdir().unwrap();
         let v = d.path().join("pw");
-        std::fs::write(&v, "# c\nann:$y$x:1000:1000:/home/ann\nbob:h:7:8:/b:/bin/false\nbad:h:x:8:/b\n").unwrap();
+        std::fs::write(
+            &v,
+            "# c\nann:$y$x:1000:1000:/home/ann\nbob:h:7:8:/b:/bin/false\nbad:h:x:8:/b\n",
+        )
+        .unwrap();
         let a = lookup_virtual(&v, "ann").unwrap().unwrap();
         assert_eq!((a.uid, a.gid, a.shell.as_str()), (1000, 1000, "/bin/sh"));
-        assert_eq!(lookup_virtual(&v, "bob").unwrap().unwrap().shell, "/bin/false");
+        assert_eq!(
+            lookup_virtual(&v, "bob").unwrap().unwrap().shell,
+            "/bin/false"
+        );
         assert!(lookup_virtual(&v, "nobody").unwrap().is_none());
         let e = lookup_virtual(&v, "bad").unwrap_err().0;
         assert!(e.contains("line 4"), "{e}");
@@ -441,7 +491,10 @@ mod tests {
         let c = lookup_system(&p, &s, "carl").unwrap().unwrap();
         assert_eq!(c.hash, "$6$abc$def");
         assert_eq!(c.home, PathBuf::from("/home/carl"));
-        assert_eq!(parse_fd3(b"u\0p\0<t>\0"), Some((b"u".to_vec(), b"p".to_vec(), b"<t>".to_vec())));
+        assert_eq!(
+            parse_fd3(b"u\0p\0<t>\0"),
+            Some((b"u".to_vec(), b"p".to_vec(), b"<t>".to_vec()))
+        );
         assert_eq!(parse_fd3(b"u"), None);
     }
 }

@@ -78,7 +78,10 @@ fn clean_tmp(now: SystemTime) {
 
 /// List new/ and cur/ of the current directory as qmail's maildir_scan.
 pub fn scan(now: SystemTime) -> std::io::Result<Vec<Msg>> {
-    let now_secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut found: Vec<(i64, String)> = Vec::new();
     for sub in ["new", "cur"] {
         for e in std::fs::read_dir(sub)? {
@@ -190,7 +193,7 @@ impl Session {
             return (Num::Err("-ERR messages are counted from 1\r\n"), digits);
         }
         let i = (n - 1) as usize;
-        if n - 1 >= self.msgs.len() as u64 {
+        if n > self.msgs.len() as u64 {
             return (Num::Err("-ERR not that many messages\r\n"), digits);
         }
         if self.msgs[i].deleted {
@@ -211,7 +214,12 @@ impl Session {
             match verb.as_slice() {
                 b"quit" => return self.quit(),
                 b"stat" => {
-                    let bytes: u64 = self.msgs.iter().filter(|m| !m.deleted).map(|m| m.size).sum();
+                    let bytes: u64 = self
+                        .msgs
+                        .iter()
+                        .filter(|m| !m.deleted)
+                        .map(|m| m.size)
+                        .sum();
                     let r = format!("+OK {} {}\r\n", self.msgs.len(), bytes);
                     self.io.out(r);
                 }
@@ -259,7 +267,9 @@ impl Session {
                             rest = &rest[1..];
                         }
                         let d = rest.iter().take_while(|c| c.is_ascii_digit()).count();
-                        std::str::from_utf8(&rest[..d]).ok().and_then(|s| s.parse().ok())
+                        std::str::from_utf8(&rest[..d])
+                            .ok()
+                            .and_then(|s| s.parse().ok())
                     } else {
                         None
                     };
@@ -316,7 +326,8 @@ impl Session {
         let _ = crate::util::fsync_dir(Path::new("new"));
         let _ = crate::util::fsync_dir(Path::new("cur"));
         if failed {
-            self.io.out("-ERR unable to unlink all deleted messages\r\n");
+            self.io
+                .out("-ERR unable to unlink all deleted messages\r\n");
         } else {
             self.io.out("+OK \r\n");
         }
@@ -338,7 +349,10 @@ pub fn main(args: Vec<String>) -> i32 {
     let dir = match args.get(1) {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => {
-            let _ = writeln!(std::io::stderr(), "qmail-pop3d: usage: qmail-pop3d maildirname");
+            let _ = writeln!(
+                std::io::stderr(),
+                "qmail-pop3d: usage: qmail-pop3d maildirname"
+            );
             return 2;
         }
     };
@@ -352,7 +366,11 @@ pub fn main(args: Vec<String>) -> i32 {
     let msgs = match scan(now) {
         Ok(m) => m,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "qmail-pop3d: unable to scan {}: {e}", dir.display());
+            let _ = writeln!(
+                std::io::stderr(),
+                "qmail-pop3d: unable to scan {}: {e}",
+                dir.display()
+            );
             io.out("-ERR unable to scan $HOME/Maildir\r\n");
             let _ = io.flush();
             return 1;

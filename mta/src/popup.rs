@@ -8,8 +8,11 @@
 //! which part was wrong); either way the connection ends: one attempt per connection, as in
 //! qmail. Idle timeout: 20 minutes.
 //!
-//! Difference from qmail, on purpose: `CAPA` is answered before authorization (listing TOP,
-//! UIDL and USER) so that modern clients need not guess; everything else is qmail's.
+//! Differences from qmail, on purpose: `CAPA` is answered before authorization (TOP, UIDL,
+//! USER, SASL PLAIN), and `AUTH PLAIN` (RFC 5034, with or without an initial response) is
+//! taken as another way to give user and password. Clients such as curl prefer SASL to APOP
+//! and APOP to USER/PASS; since passwords are stored hashed, APOP cannot succeed, and with
+//! one attempt per connection such a client could never log in without AUTH PLAIN.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,6 +38,53 @@ pub fn split_command(text: &[u8]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// Decode base64 (RFC 4648, padding optional); None on bad input.
+pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut pad = 0;
+    for &c in s {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                pad += 1;
+                continue;
+            }
+            _ => return None,
+        };
+        if pad > 0 {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// SASL PLAIN (RFC 4616): `authzid\0authcid\0password`, base64. Returns (user, password);
+/// an authorization identity other than the user is refused.
+pub fn sasl_plain(b64: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let raw = base64_decode(b64)?;
+    let mut parts = raw.splitn(3, |&b| b == 0);
+    let authz = parts.next()?;
+    let user = parts.next()?;
+    let pass = parts.next()?;
+    if user.is_empty() || pass.is_empty() || (!authz.is_empty() && authz != user) {
+        return None;
+    }
+    Some((user.to_vec(), pass.to_vec()))
+}
+
 fn usage() -> i32 {
     let _ = writeln!(
         std::io::stderr(),
@@ -45,7 +95,7 @@ fn usage() -> i32 {
 
 /// Run the subprogram with fd 3 carrying the credentials; returns the reply to print when it
 /// failed (None = success, the subprogram did the talking).
-fn do_auth(args: &[String], user: &[u8], pass: &mut Vec<u8>, stamp: &str) -> Option<&'static str> {
+fn do_auth(args: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> Option<&'static str> {
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(_) => return Some("-ERR unable to create pipe\r\n"),
@@ -64,7 +114,11 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut Vec<u8>, stamp: &str) -> Opt
         w
     };
     let fd3_ok = if r.as_raw_fd() == 3 {
-        nix::fcntl::fcntl(3, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).is_ok()
+        nix::fcntl::fcntl(
+            3,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .is_ok()
     } else {
         nix::unistd::dup2(r.as_raw_fd(), 3).is_ok()
     };
@@ -80,7 +134,11 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut Vec<u8>, stamp: &str) -> Opt
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "qmail-popup: cannot run {}: {e}", args[0]);
+            let _ = writeln!(
+                std::io::stderr(),
+                "qmail-popup: cannot run {}: {e}",
+                args[0]
+            );
             return Some("-ERR aack, child crashed\r\n");
         }
     };
@@ -161,19 +219,52 @@ pub fn main(args: Vec<String>) -> i32 {
                 let mut digest = arg[sp + 1..].to_vec();
                 return finish(&mut io, sub, &u, &mut digest, &stamp);
             }
+            b"auth" => {
+                let (mech, ir) = split_command(&arg);
+                if mech != b"plain" {
+                    io.out(if mech.is_empty() {
+                        "-ERR syntax error\r\n"
+                    } else {
+                        "-ERR unrecognized authentication type\r\n"
+                    });
+                    continue;
+                }
+                let resp = if ir.is_empty() {
+                    io.out("+ \r\n");
+                    match io.line(MAX_LINE) {
+                        Ok(l) => l.text,
+                        Err(_) => return 1,
+                    }
+                } else {
+                    ir
+                };
+                let creds = if resp == b"*" {
+                    None
+                } else {
+                    sasl_plain(&resp)
+                };
+                let Some((u, mut p)) = creds else {
+                    io.out("-ERR authorization failed\r\n");
+                    let _ = io.flush();
+                    return 1;
+                };
+                return finish(&mut io, sub, &u, &mut p, &stamp);
+            }
             b"quit" => {
                 io.out("+OK \r\n");
                 let _ = io.flush();
                 return 0;
             }
             b"noop" => io.out("+OK \r\n"),
-            b"capa" => io.out("+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n"),
+            b"capa" => {
+                io.out("+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN\r\n.\r\n")
+            }
             _ => io.out("-ERR authorization first\r\n"),
         }
     }
 }
 
-fn finish(io: &mut NetIo, sub: &[String], user: &[u8], pass: &mut Vec<u8>, stamp: &str) -> i32 {
+fn finish(io: &mut NetIo, sub: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> i32 {
     if io.flush().is_err() {
         return 1;
     }
@@ -185,5 +276,25 @@ fn finish(io: &mut NetIo, sub: &[String], user: &[u8], pass: &mut Vec<u8>, stamp
             let _ = io.flush();
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_plain_decodes() {
+        assert_eq!(base64_decode(b"aGVsbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode(b"aGVsbG8"), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode(b"a$"), None);
+        // "\0popu\0secret"
+        assert_eq!(
+            sasl_plain(b"AHBvcHUAc2VjcmV0"),
+            Some((b"popu".to_vec(), b"secret".to_vec()))
+        );
+        // "other\0popu\0secret": another authorization identity is refused.
+        assert_eq!(sasl_plain(b"b3RoZXIAcG9wdQBzZWNyZXQ="), None);
+        assert_eq!(sasl_plain(b"AHBvcHUA"), None);
     }
 }

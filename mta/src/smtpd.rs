@@ -121,7 +121,11 @@ impl Config {
         let mut databytes = ctl.int_or("databytes", 0).map_err(e)?;
         if let Some(d) = env("DATABYTES") {
             // Like qmail's scan_ulong: leading digits, anything else ends the number.
-            let digits: String = d.trim().chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = d
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             databytes = digits.parse().unwrap_or(0);
         }
         let t = ctl.int_or("timeoutsmtpd", 1200).map_err(e)?;
@@ -333,7 +337,11 @@ pub struct Session {
 }
 
 fn log(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "qmail-smtpd: pid {}: {msg}", std::process::id());
+    let _ = writeln!(
+        std::io::stderr(),
+        "qmail-smtpd: pid {}: {msg}",
+        std::process::id()
+    );
 }
 
 impl Session {
@@ -353,7 +361,9 @@ impl Session {
     /// Run the dialogue; returns the exit code.
     pub fn run(&mut self) -> i32 {
         if self.cfg.rcpthosts.is_none() && self.cfg.relayclient.is_none() {
-            log("control/rcpthosts is missing: refusing every recipient with a domain (qmail would be an open relay)");
+            log(
+                "control/rcpthosts is missing: refusing every recipient with a domain (qmail would be an open relay)",
+            );
         }
         let g = format!("220 {} ESMTP\r\n", self.cfg.greeting);
         self.io.out(g);
@@ -489,9 +499,8 @@ impl Session {
                 self.cfg.remoteip,
                 String::from_utf8_lossy(&addr)
             ));
-            self.io.out(
-                "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n",
-            );
+            self.io
+                .out("553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n");
             return;
         }
         if self.rcpts.len() >= MAX_RCPTS {
@@ -540,8 +549,12 @@ impl Session {
         match outcome {
             Blast::BareLf => {
                 qq.abort();
-                log(&format!("{}: bare LF in DATA, disconnecting", self.cfg.remoteip));
-                self.io.out("451 See https://cr.yp.to/docs/smtplf.html.\r\n");
+                log(&format!(
+                    "{}: bare LF in DATA, disconnecting",
+                    self.cfg.remoteip
+                ));
+                self.io
+                    .out("451 See https://cr.yp.to/docs/smtplf.html.\r\n");
                 self.io.flush()?;
                 Ok(false)
             }
@@ -725,7 +738,7 @@ pub fn main() -> i32 {
     let cfg = match Config::load(&ctl) {
         Ok(c) => c,
         Err(e) => {
-            log(&format!("{e}"));
+            log(&e);
             let mut io = NetIo::stdio(Duration::from_secs(60));
             io.out("421 unable to read controls (#4.3.0)\r\n");
             let _ = io.flush();
@@ -746,7 +759,10 @@ mod tests {
 
     #[test]
     fn addresses_parse_like_qmail() {
-        let p = |s: &str| parse_addr(s.as_bytes(), "mail.example.org", &ips()).map(|v| String::from_utf8(v).unwrap());
+        let p = |s: &str| {
+            parse_addr(s.as_bytes(), "mail.example.org", &ips())
+                .map(|v| String::from_utf8(v).unwrap())
+        };
         assert_eq!(p("FROM:<a@b>").unwrap(), "a@b");
         assert_eq!(p("FROM: <a@b> SIZE=10").unwrap(), "a@b");
         assert_eq!(p("TO:a@b junk").unwrap(), "a@b");

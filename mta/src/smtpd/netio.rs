@@ -71,7 +71,10 @@ fn wait_fd(fd: BorrowedFd<'_>, flags: PollFlags, until: Instant) -> Result<(), N
         }
         let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
         let mut fds = [PollFd::new(fd, flags)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) => continue,
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
@@ -115,9 +118,11 @@ impl NetIo {
         while done < self.out.len() {
             match nix::unistd::write(io::stdout().as_fd(), &self.out[done..]) {
                 Ok(n) => done += n,
-                Err(Errno::EAGAIN) => {
-                    wait_fd(io::stdout().as_fd(), PollFlags::POLLOUT, Instant::now() + self.timeout)?
-                }
+                Err(Errno::EAGAIN) => wait_fd(
+                    io::stdout().as_fd(),
+                    PollFlags::POLLOUT,
+                    Instant::now() + self.timeout,
+                )?,
                 Err(Errno::EINTR) => {}
                 Err(e) => {
                     self.out.clear();
