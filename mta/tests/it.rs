@@ -5,3 +5,7 @@ mod local;
 
 #[path = "it/inject.rs"]
 mod inject;
+#[path = "it/pop3.rs"]
+mod pop3;
+#[path = "it/smtpd.rs"]
+mod smtpd;
