@@ -59,7 +59,8 @@ const PERM_PARTIAL: &str = "DSMTP cannot transfer messages with partial final li
 const PERM_USAGE: &str = "DI (qmail-remote) was invoked improperly. (#5.3.5)\n";
 const PERM_NOMX: &str = "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n";
 const PERM_AMBIGMX: &str = "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n";
-const TEMP_BADSENDER: &str = "ZSorry, the sender address contains a line break, which SMTP cannot carry. (#4.1.7)\n";
+const TEMP_BADSENDER: &str =
+    "ZSorry, the sender address contains a line break, which SMTP cannot carry. (#4.1.7)\n";
 const SOFT_BADRCPT: &str =
     "Sorry, the recipient address contains a line break, which SMTP cannot carry. (#4.1.3)\n";
 const TEMP_ALLBAD: &str =
@@ -74,7 +75,13 @@ pub fn main() -> i32 {
     let stdin = std::io::stdin();
     let meta = nix::sys::stat::fstat(0).ok();
     let mut input = stdin.lock();
-    let out = run(&args, &mut input, meta.as_ref(), &Control::new(), &mut Tcpto::new());
+    let out = run(
+        &args,
+        &mut input,
+        meta.as_ref(),
+        &Control::new(),
+        &mut Tcpto::new(),
+    );
     let mut so = std::io::stdout().lock();
     let _ = so.write_all(&out);
     let _ = so.flush();

@@ -95,7 +95,11 @@ impl Tcpto {
 
     /// Lock the file and read its records; `None` when the cache is unusable.
     fn load(&self) -> Option<(Flock<File>, Vec<u8>)> {
-        let f = OpenOptions::new().read(true).write(true).open(&self.path).ok()?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .ok()?;
         let mut f = Flock::lock(f, FlockArg::LockExclusive).ok()?;
         let mut buf = vec![0u8; RECORDS * RECLEN];
         let mut got = 0;
@@ -173,14 +177,16 @@ impl Tcpto {
         if !timed_out {
             return;
         }
-        let slot = (0..n).find(|&i| buf[i * RECLEN + 4] == 0).unwrap_or_else(|| {
-            (0..n)
-                .min_by_key(|&i| {
-                    let r = &buf[i * RECLEN..(i + 1) * RECLEN];
-                    u64::from(rec_when(r)) + (u64::from(r[4]) << 10)
-                })
-                .unwrap_or(0)
-        });
+        let slot = (0..n)
+            .find(|&i| buf[i * RECLEN + 4] == 0)
+            .unwrap_or_else(|| {
+                (0..n)
+                    .min_by_key(|&i| {
+                        let r = &buf[i * RECLEN..(i + 1) * RECLEN];
+                        u64::from(rec_when(r)) + (u64::from(r[4]) << 10)
+                    })
+                    .unwrap_or(0)
+            });
         let mut rec = [0u8; RECLEN];
         rec[0..4].copy_from_slice(&k.0);
         rec[4] = 1;
@@ -205,7 +211,10 @@ pub fn tcpok_main() -> i32 {
         Ok(f) => f,
         Err((_, e)) => return fail("lock", &e),
     };
-    if let Err(e) = f.write_all(&[0u8; RECORDS * RECLEN]).and_then(|_| f.flush()) {
+    if let Err(e) = f
+        .write_all(&[0u8; RECORDS * RECLEN])
+        .and_then(|_| f.flush())
+    {
         return fail("clear", &e);
     }
     0

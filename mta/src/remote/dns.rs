@@ -313,7 +313,11 @@ mod tests {
             assert_eq!(v[3].1, "c");
             seen_first.insert(v[1].1.clone());
         }
-        assert_eq!(seen_first.len(), 2, "equal preferences must come in both orders");
+        assert_eq!(
+            seen_first.len(),
+            2,
+            "equal preferences must come in both orders"
+        );
     }
 
     #[test]

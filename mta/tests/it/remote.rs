@@ -47,7 +47,6 @@ while True:
 /// A running aiosmtpd recorder.
 pub struct Sink {
     pub port: u16,
-    pub ip: String,
     pub log: PathBuf,
     pub ctl: PathBuf,
     _dir: TempDir,
@@ -92,7 +91,6 @@ impl Sink {
         });
         Some(Sink {
             port,
-            ip: ip.to_string(),
             log,
             ctl,
             _dir: dir,
@@ -147,7 +145,9 @@ fn parse_record(line: &str) -> Option<Msg> {
                         't' => out.push('\t'),
                         'u' => {
                             let hex: String = (0..4).map(|_| it.next().unwrap().1).collect();
-                            out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+                            out.push(
+                                char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap(),
+                            );
                         }
                         other => out.push(other),
                     }
@@ -251,7 +251,10 @@ const MSG: &[u8] = b"Subject: t\n\n.leading dot\nbody\n";
 fn smtproutes_relay_one_transaction_with_reports() {
     let Some(sink) = Sink::start() else { return };
     let home = Home::new();
-    home.control("smtproutes", &format!("example.net:127.0.0.1:{}", sink.port));
+    home.control(
+        "smtproutes",
+        &format!("example.net:127.0.0.1:{}", sink.port),
+    );
     home.control("helohost", "helo.example.org");
     let out = remote(
         &home,
@@ -283,7 +286,10 @@ fn smtproutes_relay_one_transaction_with_reports() {
 fn recipient_reports_match_qmail() {
     let Some(sink) = Sink::start() else { return };
     let home = Home::new();
-    home.control("smtproutes", &format!("example.net:127.0.0.1:{}", sink.port));
+    home.control(
+        "smtproutes",
+        &format!("example.net:127.0.0.1:{}", sink.port),
+    );
     let out = remote(
         &home,
         None,
@@ -320,13 +326,23 @@ fn data_replies_decide_the_message_report() {
     // The default route (empty domain) with a port.
     home.control("smtproutes", &format!(":127.0.0.1:{}", sink.port));
     sink.set_data_reply(Some("554 5.7.1 content rejected"));
-    let out = remote(&home, None, &["example.net", "a@example.org", "x@example.net"], MSG);
+    let out = remote(
+        &home,
+        None,
+        &["example.net", "a@example.org", "x@example.net"],
+        MSG,
+    );
     assert_eq!(
         out,
         "r|D127.0.0.1 failed after I sent the message.\nRemote host said: 554 5.7.1 content rejected\n|"
     );
     sink.set_data_reply(Some("451 4.3.0 queue full"));
-    let out = remote(&home, None, &["example.net", "a@example.org", "x@example.net"], MSG);
+    let out = remote(
+        &home,
+        None,
+        &["example.net", "a@example.org", "x@example.net"],
+        MSG,
+    );
     assert_eq!(
         out,
         "r|Z127.0.0.1 failed after I sent the message.\nRemote host said: 451 4.3.0 queue full\n|"
@@ -373,11 +389,19 @@ fn usage_and_missing_controls() {
 fn address_with_newline_is_a_temporary_failure() {
     let Some(sink) = Sink::start() else { return };
     let home = Home::new();
-    home.control("smtproutes", &format!("example.net:127.0.0.1:{}", sink.port));
+    home.control(
+        "smtproutes",
+        &format!("example.net:127.0.0.1:{}", sink.port),
+    );
     let out = remote(
         &home,
         None,
-        &["example.net", "a@example.org", "x\nRSET@example.net", "ok@example.net"],
+        &[
+            "example.net",
+            "a@example.org",
+            "x\nRSET@example.net",
+            "ok@example.net",
+        ],
         MSG,
     );
     assert!(
@@ -460,7 +484,10 @@ fn stalled_server_times_out() {
         drop(s);
     });
     let out = remote(&relay_home(port), None, ARGS, MSG);
-    assert_eq!(out, "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n|");
+    assert_eq!(
+        out,
+        "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n|"
+    );
 }
 
 #[test]
@@ -655,7 +682,9 @@ fn dnsmasq(records: &[&str]) -> Option<Dnsmasq> {
         }
         let mut p = Proc::spawn(&mut cmd);
         let addr = format!("127.0.0.1:{port}");
-        if wait_until(Duration::from_secs(20), || TcpStream::connect(&addr).is_ok()) {
+        if wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(&addr).is_ok()
+        }) {
             return Some(Dnsmasq { addr, _p: p });
         }
         p.kill_group();
@@ -707,36 +736,66 @@ fn mx_lookup_preference_fallback_and_a_records() {
     );
     let r = Some(dns.addr.as_str());
     for _ in 0..3 {
-        let out = remote(&home, r, &["pref.test", "a@example.org", "u@pref.test"], MSG);
+        let out = remote(
+            &home,
+            r,
+            &["pref.test", "a@example.org", "u@pref.test"],
+            MSG,
+        );
         assert!(out.starts_with("r|K127.0.0.2 accepted message."), "{out}");
     }
     assert_eq!(s2.messages().len(), 3);
     assert!(s3.messages().is_empty());
 
     // The best MX (127.0.0.9) refuses connections: the next one gets the message.
-    let out = remote(&home, r, &["dead.test", "a@example.org", "u@dead.test"], MSG);
+    let out = remote(
+        &home,
+        r,
+        &["dead.test", "a@example.org", "u@dead.test"],
+        MSG,
+    );
     assert!(out.starts_with("r|K127.0.0.3 accepted message."), "{out}");
     assert_eq!(s3.messages()[0].to, vec!["u@dead.test"]);
 
     // No MX: the A record.
-    let out = remote(&home, r, &["amail.test", "a@example.org", "u@amail.test"], MSG);
+    let out = remote(
+        &home,
+        r,
+        &["amail.test", "a@example.org", "u@amail.test"],
+        MSG,
+    );
     assert!(out.starts_with("r|K127.0.0.4 accepted message."), "{out}");
     assert_eq!(s4.messages().len(), 1);
 
     // We are the best MX ourselves.
-    let out = remote(&home, r, &["self.test", "a@example.org", "u@self.test"], MSG);
+    let out = remote(
+        &home,
+        r,
+        &["self.test", "a@example.org", "u@self.test"],
+        MSG,
+    );
     assert_eq!(
         out,
         "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n|"
     );
     // The MX exists but has no address.
-    let out = remote(&home, r, &["ghost.test", "a@example.org", "u@ghost.test"], MSG);
+    let out = remote(
+        &home,
+        r,
+        &["ghost.test", "a@example.org", "u@ghost.test"],
+        MSG,
+    );
     assert_eq!(
         out,
         "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n|"
     );
     // The domain does not exist.
-    let out = remote(&home, r, &["nothere.test", "a@example.org", "u@nothere.test"], MSG);
+    let out = remote(
+        &home,
+        r,
+        &["nothere.test", "a@example.org", "u@nothere.test"],
+        MSG,
+    );
     assert_eq!(
         out,
         "DSorry, I couldn't find any host named nothere.test. (#5.1.2)\n|"
@@ -787,4 +846,219 @@ fn dns_temporary_failures() {
         out,
         "ZSorry, I couldn't find any host by that name. (#4.1.2)\n|"
     );
+}
+
+// ---- serialmail ----
+
+fn maildir(root: &Path) -> PathBuf {
+    let md = root.join("outgoing");
+    for d in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(d)).unwrap();
+    }
+    md
+}
+
+fn put(md: &Path, name: &str, sender: &str, dt: &str, body: &str) {
+    std::fs::write(
+        md.join(name),
+        format!("Return-Path: <{sender}>\nDelivered-To: {dt}\n{body}"),
+    )
+    .unwrap();
+}
+
+/// A stand-in qmail-queue that saves the message and the envelope in `dir`.
+fn fake_queue(dir: &Path) -> PathBuf {
+    let p = dir.join("fake-qmail-queue");
+    rqmail_tests::write_exec(
+        &p,
+        &format!(
+            "#!/bin/sh\ncat > '{0}/bounce.msg'\ncat 0<&1 > '{0}/bounce.env'\nexit 0\n",
+            dir.display()
+        ),
+    );
+    p
+}
+
+#[test]
+fn maildirsmtp_pushes_strips_prefix_and_keeps_failures() {
+    let Some(sink) = Sink::start() else { return };
+    let t = tempdir();
+    let md = maildir(t.path());
+    let pre = "alias-outgoing-";
+    put(
+        &md,
+        "new/1.a",
+        "alice@example.org",
+        &format!("{pre}good@remote.example"),
+        "Subject: one\n\n.dot line\nbody\n",
+    );
+    put(
+        &md,
+        "cur/2.b:2,S",
+        "bob@example.org",
+        &format!("{pre}second@remote.example"),
+        "Subject: two\n\nx\n",
+    );
+    put(
+        &md,
+        "new/3.c",
+        "carol@example.org",
+        &format!("{pre}bad@remote.example"),
+        "Subject: three\n\nx\n",
+    );
+    put(
+        &md,
+        "new/4.d",
+        "dave@example.org",
+        &format!("{pre}later@remote.example"),
+        "Subject: four\n\nx\n",
+    );
+    put(
+        &md,
+        "new/5.e",
+        "eve@example.org",
+        "someone-else@remote.example",
+        "Subject: five\n\nx\n",
+    );
+    let home = Home::new();
+    let out = Command::new(bin("maildirsmtp"))
+        .arg(&md)
+        .arg(pre)
+        .arg(format!("127.0.0.1:{}", sink.port))
+        .arg("helo.example.org")
+        .env("QMAILHOME", home.path())
+        .env("QMAILQUEUE", fake_queue(t.path()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut got: Vec<(String, Vec<String>, String)> = sink
+        .messages()
+        .into_iter()
+        .map(|m| {
+            assert_eq!(m.helo, "helo.example.org");
+            (m.from, m.to, m.data)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "alice@example.org".to_string(),
+                vec!["good@remote.example".to_string()],
+                "Subject: one\r\n\r\n.dot line\r\nbody\r\n".to_string()
+            ),
+            (
+                "bob@example.org".to_string(),
+                vec!["second@remote.example".to_string()],
+                "Subject: two\r\n\r\nx\r\n".to_string()
+            ),
+        ]
+    );
+    // Accepted: gone. Permanent failure: bounced to the sender, then gone. Temporary
+    // failure and the other prefix: kept.
+    assert!(!md.join("new/1.a").exists());
+    assert!(!md.join("cur/2.b:2,S").exists());
+    assert!(!md.join("new/3.c").exists(), "{err}");
+    assert!(md.join("new/4.d").exists());
+    assert!(md.join("new/5.e").exists());
+    let env = std::fs::read(t.path().join("bounce.env")).unwrap();
+    assert_eq!(env, b"F\0Tcarol@example.org\0\0");
+    let b = std::fs::read_to_string(t.path().join("bounce.msg")).unwrap();
+    assert!(
+        b.contains("<bad@remote.example>:") && b.contains("550 5.1.1 no such user"),
+        "{b}"
+    );
+    assert!(b.contains("Subject: three"), "{b}");
+    assert!(err.contains("new/4.d: Z"), "{err}");
+}
+
+#[test]
+fn maildirsmtp_keeps_everything_when_the_server_is_down() {
+    let t = tempdir();
+    let md = maildir(t.path());
+    put(
+        &md,
+        "new/1.a",
+        "a@example.org",
+        "p-u@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    let out = Command::new(bin("maildirsmtp"))
+        .arg(&md)
+        .arg("p-")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("helo.example.org")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(111));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to connect"));
+    assert!(md.join("new/1.a").exists());
+}
+
+#[test]
+fn maildirserial_runs_a_client_and_acts_on_its_results() {
+    let t = tempdir();
+    let md = maildir(t.path());
+    put(
+        &md,
+        "new/1.a",
+        "a@example.org",
+        "p-ok@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    put(
+        &md,
+        "new/2.b",
+        "b@example.org",
+        "p-soft@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    put(
+        &md,
+        "new/3.c",
+        "c@example.org",
+        "p-hard@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    // The client answers by recipient: ok → K, soft → Z, hard → D.
+    let client = t.path().join("client");
+    rqmail_tests::write_exec(
+        &client,
+        "#!/bin/sh\ntr '\\0' '\\n' | while read f; do\n  case \"$(sed -n 2p \"$f\")\" in\n    *ok@*) s=Kfine;; *soft@*) s=Zlater;; *) s=Dnever;;\n  esac\n  printf '%s\\0%s\\n' \"$f\" \"$s\"\ndone\n",
+    );
+    let out = Command::new(bin("maildirserial"))
+        .args(["-b", "-t", "1209600", "--"])
+        .arg(&md)
+        .arg("p-")
+        .arg(&client)
+        .env("QMAILQUEUE", fake_queue(t.path()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!md.join("new/1.a").exists());
+    assert!(md.join("new/2.b").exists());
+    assert!(!md.join("new/3.c").exists());
+    assert_eq!(
+        std::fs::read(t.path().join("bounce.env")).unwrap(),
+        b"F\0Tc@example.org\0\0"
+    );
+    // Without -b a permanent failure is kept.
+    put(
+        &md,
+        "new/4.d",
+        "d@example.org",
+        "p-hard@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    let out = Command::new(bin("maildirserial"))
+        .arg(&md)
+        .arg("p-")
+        .arg(&client)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(md.join("new/4.d").exists());
 }
