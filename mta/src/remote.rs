@@ -285,6 +285,7 @@ fn deliver(
     let sender = mangle(&args[1], None).0;
     let mut rcpts: Vec<Option<Vec<u8>>> = Vec::new();
     let mut all_aliases = true;
+    let mut canon: HashMap<Vec<u8>, Option<String>> = HashMap::new();
     for r in &args[2..] {
         if has_linebreak(r) {
             rcpts.push(None);
@@ -296,7 +297,7 @@ fn deliver(
             let Some(d) = get_dns(&mut dns) else {
                 return TEMP_OSERR.into();
             };
-            match mangle_cname(r, d) {
+            match mangle_cname(r, d, &mut canon) {
                 Ok(x) => x,
                 Err(()) => return TEMP_DNSCANON.into(),
             }
@@ -410,17 +411,31 @@ fn mangle(addr: &[u8], canon: Option<&str>) -> (Vec<u8>, bool) {
 
 /// addrmangle with the CNAME step: the domain is replaced by its canonical name. The flag is
 /// true when the domain was an alias (or the address has no domain), as qmail's flagalias.
-fn mangle_cname(addr: &[u8], d: &Dns) -> Result<(Vec<u8>, bool), ()> {
+/// `cache` remembers each domain's answer for the other recipients.
+fn mangle_cname(
+    addr: &[u8],
+    d: &Dns,
+    cache: &mut HashMap<Vec<u8>, Option<String>>,
+) -> Result<(Vec<u8>, bool), ()> {
     let Some(at) = addr.iter().rposition(|&c| c == b'@') else {
         return Ok((addr.to_vec(), true));
     };
-    let domain = String::from_utf8_lossy(&addr[at + 1..]).into_owned();
-    match d.cname(&domain) {
-        Ok(Some(canon)) => Ok((mangle(addr, Some(&canon)).0, true)),
-        Ok(None) => Ok((mangle(addr, None).0, false)),
-        Err(DnsFail::Hard) => Ok((mangle(addr, None).0, false)),
-        Err(DnsFail::Soft(_)) => Err(()),
-    }
+    let key = addr[at + 1..].to_ascii_lowercase();
+    let canon = match cache.get(&key) {
+        Some(c) => c.clone(),
+        None => {
+            let domain = String::from_utf8_lossy(&addr[at + 1..]).into_owned();
+            let c = match d.cname(&domain) {
+                Ok(c) => c,
+                Err(DnsFail::Hard) => None,
+                Err(DnsFail::Soft(_)) => return Err(()),
+            };
+            cache.insert(key, c.clone());
+            c
+        }
+    };
+    let alias = canon.is_some();
+    Ok((mangle(addr, canon.as_deref()).0, alias))
 }
 
 /// One SMTP connection.

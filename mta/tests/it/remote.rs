@@ -1062,3 +1062,51 @@ fn maildirserial_runs_a_client_and_acts_on_its_results() {
     assert_eq!(out.status.code(), Some(0));
     assert!(md.join("new/4.d").exists());
 }
+
+#[test]
+fn equal_preferences_are_tried_in_random_order_and_cnames_are_followed() {
+    let port = free_port();
+    let (Some(s2), Some(s3)) = (
+        Sink::start_on("127.0.0.2", port),
+        Sink::start_on("127.0.0.3", port),
+    ) else {
+        return;
+    };
+    let Some(dns) = dnsmasq(&[
+        "--mx-host=tie.test,mx2.test,10",
+        "--mx-host=tie.test,mx3.test,10",
+        "--mx-host=canon.test,mx2.test,10",
+        "--cname=alias.test,canon.test",
+        "--host-record=mx2.test,127.0.0.2",
+        "--host-record=mx3.test,127.0.0.3",
+    ]) else {
+        return;
+    };
+    let home = Home::new();
+    home.control(
+        "smtproutes",
+        &format!("tie.test::{port}\nalias.test::{port}"),
+    );
+    let r = Some(dns.addr.as_str());
+    for _ in 0..20 {
+        let out = remote(&home, r, &["tie.test", "a@example.org", "u@tie.test"], MSG);
+        assert!(out.starts_with("r|K127.0.0."), "{out}");
+    }
+    let (n2, n3) = (s2.messages().len(), s3.messages().len());
+    assert_eq!(n2 + n3, 20);
+    assert!(
+        n2 > 0 && n3 > 0,
+        "both equal-preference MXs used: {n2} {n3}"
+    );
+
+    // The recipient's domain is an alias: the RCPT uses the canonical name.
+    let out = remote(
+        &home,
+        r,
+        &["alias.test", "a@example.org", "u@alias.test"],
+        MSG,
+    );
+    assert!(out.starts_with("r|K127.0.0.2 accepted message."), "{out}");
+    let last = s2.messages().pop().unwrap();
+    assert_eq!(last.to, vec!["u@canon.test"]);
+}
