@@ -1,4 +1,5 @@
-//! The cache of unreachable hosts (`QMAILHOME/queue/lock/tcpto`) and `qmail-tcpok`.
+//! The cache of unreachable hosts (`QMAILHOME/queue/lock/tcpto`), `qmail-tcpto` (prints it)
+//! and `qmail-tcpok` (clears it).
 //!
 //! Format, as qmail's tcpto.c: the file holds 64 records of 16 bytes (1024 bytes, created by
 //! qmail-install, all zero). A record is bytes 0–3 the IPv4 address, byte 4 the number of
@@ -196,6 +197,58 @@ impl Tcpto {
     }
 }
 
+/// The lines qmail-tcpto prints for a table: one per address with recorded time-outs,
+/// "IP timed out S seconds ago; # recent timeouts: N".
+pub fn describe(buf: &[u8], now: u32) -> String {
+    let mut o = String::new();
+    for r in buf.chunks_exact(RECLEN) {
+        if r[4] == 0 {
+            continue;
+        }
+        let who = if r[5] == 6 {
+            format!(
+                "IPv6 address with hash {:08x}",
+                u32::from_le_bytes([r[0], r[1], r[2], r[3]])
+            )
+        } else {
+            format!("{}.{}.{}.{}", r[0], r[1], r[2], r[3])
+        };
+        o.push_str(&format!(
+            "{who} timed out {} seconds ago; # recent timeouts: {}\n",
+            now.wrapping_sub(rec_when(r)),
+            r[4]
+        ));
+    }
+    o
+}
+
+/// `qmail-tcpto`: print the table.
+pub fn tcpto_main() -> i32 {
+    let p = path();
+    let f = match OpenOptions::new().read(true).write(true).open(&p) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("qmail-tcpto: fatal: unable to open {}: {e}", p.display());
+            return 111;
+        }
+    };
+    let mut f = match Flock::lock(f, FlockArg::LockExclusive) {
+        Ok(f) => f,
+        Err((_, e)) => {
+            eprintln!("qmail-tcpto: fatal: unable to lock {}: {e}", p.display());
+            return 111;
+        }
+    };
+    let mut buf = Vec::new();
+    if let Err(e) = f.read_to_end(&mut buf) {
+        eprintln!("qmail-tcpto: fatal: unable to read {}: {e}", p.display());
+        return 111;
+    }
+    drop(f);
+    print!("{}", describe(&buf, now()));
+    0
+}
+
 /// `qmail-tcpok`: forget every recorded time-out (writes 1024 zero bytes under the lock).
 pub fn tcpok_main() -> i32 {
     let p = path();
@@ -272,6 +325,18 @@ mod tests {
         let b = std::fs::read(&t.path).unwrap();
         assert_eq!(b[4], 1);
         assert_eq!(b[5], 6);
+    }
+
+    #[test]
+    fn describe_lists_records_with_timeouts() {
+        let mut b = vec![0u8; 1024];
+        b[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        b[20] = 3;
+        b[24..28].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(
+            describe(&b, 1100),
+            "10.0.0.1 timed out 100 seconds ago; # recent timeouts: 3\n"
+        );
     }
 
     #[test]

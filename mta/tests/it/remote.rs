@@ -621,6 +621,17 @@ fn tcpto_skips_dead_hosts_until_qmail_tcpok() {
         "ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n|"
     );
     assert!(sink.messages().is_empty());
+    let shown = Command::new(bin("qmail-tcpto"))
+        .env("QMAILHOME", home.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.starts_with("127.0.0.5 timed out ")
+            && shown.ends_with(" seconds ago; # recent timeouts: 2\n")
+            && shown.lines().count() == 1,
+        "{shown}"
+    );
     let st = Command::new(bin("qmail-tcpok"))
         .env("QMAILHOME", home.path())
         .status()
