@@ -1121,3 +1121,85 @@ fn equal_preferences_are_tried_in_random_order_and_cnames_are_followed() {
     let last = s2.messages().pop().unwrap();
     assert_eq!(last.to, vec!["u@canon.test"]);
 }
+
+#[test]
+fn maildirserial_with_tcpclient_and_serialsmtp() {
+    let Some(sink) = Sink::start() else { return };
+    let t = tempdir();
+    let md = maildir(t.path());
+    put(
+        &md,
+        "new/1.a",
+        "a@example.org",
+        "p-one@remote.example",
+        "Subject: 1\n\n..x\n",
+    );
+    put(
+        &md,
+        "new/2.b",
+        "b@example.org",
+        "p-bad@remote.example",
+        "Subject: 2\n\nx\n",
+    );
+    put(
+        &md,
+        "cur/3.c:2,",
+        "c@example.org",
+        "p-three@remote.example",
+        "Subject: 3\n\nx\n",
+    );
+    // Debian's ucspi-tcp tcpclient when installed, else a stand-in that does the same:
+    // connect, put the socket on fds 6 and 7, run the program.
+    let client: Vec<String> = match std::path::Path::new("/usr/bin/tcpclient").exists() {
+        true => vec!["/usr/bin/tcpclient".into(), "-RHl0".into(), "--".into()],
+        false => {
+            let p = t.path().join("tcpclient.py");
+            std::fs::write(
+                &p,
+                "import os, socket, sys\ns = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n\
+                 os.dup2(s.fileno(), 6)\nos.dup2(s.fileno(), 7)\nos.execv(sys.argv[3], sys.argv[3:])\n",
+            )
+            .unwrap();
+            vec![PY.into(), p.display().to_string()]
+        }
+    };
+    let out = Command::new(bin("maildirserial"))
+        .args(["-b", "-t", "1209600", "--"])
+        .arg(&md)
+        .arg("p-")
+        .args(&client)
+        .arg("127.0.0.1")
+        .arg(sink.port.to_string())
+        .arg(bin("serialsmtp"))
+        .args(["p-", "helo.example.org"])
+        .env("QMAILQUEUE", fake_queue(t.path()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut got: Vec<(Vec<String>, String)> = sink
+        .messages()
+        .into_iter()
+        .map(|m| (m.to, m.data))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec!["one@remote.example".to_string()],
+                "Subject: 1\r\n\r\n..x\r\n".to_string()
+            ),
+            (
+                vec!["three@remote.example".to_string()],
+                "Subject: 3\r\n\r\nx\r\n".to_string()
+            ),
+        ]
+    );
+    assert!(!md.join("new/1.a").exists() && !md.join("cur/3.c:2,").exists());
+    assert!(!md.join("new/2.b").exists(), "bounced and removed: {err}");
+    assert_eq!(
+        std::fs::read(t.path().join("bounce.env")).unwrap(),
+        b"F\0Tb@example.org\0\0"
+    );
+}
