@@ -172,11 +172,27 @@ fn human(x: f64) -> String {
     }
 }
 
+/// A round axis maximum ≥ `max` that divides into 4 round ticks.
+fn nice_top(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 4.0;
+    }
+    let raw = max / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let step = if max >= 4.0 { step.max(1.0).ceil() } else { step };
+    step * 4.0
+}
+
 /// Vertical bar chart.
 fn vbars(id: &str, title: &str, labels: &[String], values: &[f64], color: &str) -> String {
     let (w, h, left, bottom, top) = (900.0, 260.0, 60.0, 60.0, 30.0);
     let n = values.len().max(1) as f64;
-    let max = values.iter().copied().fold(0.0, f64::max).max(1e-9);
+    let max = nice_top(values.iter().copied().fold(0.0, f64::max));
     let plot_w = w - left - 10.0;
     let plot_h = h - bottom - top;
     let bw = plot_w / n;
@@ -260,7 +276,7 @@ fn hbars(id: &str, title: &str, items: &[(String, f64)], color: &str) -> String 
             r#"<text x="{lx}" y="{ty}" class="hlab">{l}</text><rect x="{left}" y="{y}" width="{bw:.2}" height="{bh}" fill="{color}"><title>{full}</title></rect><text x="{vx:.2}" y="{ty}" class="val">{v}</text>"#,
             lx = left - 6.0,
             ty = y + 15.0,
-            l = esc(&short(l, 60)),
+            l = esc(&short(l, 52)),
             bh = row - 6.0,
             full = esc(l),
             vx = left + bw + 4.0,

@@ -20,3 +20,4 @@ pub mod html;
 pub mod input;
 pub mod matchup;
 pub mod reports;
+pub mod genlog;
