@@ -316,9 +316,7 @@ pub fn sort_text_key(lines: &mut [Vec<u8>], field: usize) {
 
 /// `sort -n -kN` with the last-resort whole-line comparison.
 pub fn sort_numeric_key(lines: &mut [Vec<u8>], field: usize) {
-    lines.sort_by(|a, b| {
-        numcmp(sort_key(a, field), sort_key(b, field)).then_with(|| a.cmp(b))
-    });
+    lines.sort_by(|a, b| numcmp(sort_key(a, field), sort_key(b, field)).then_with(|| a.cmp(b)));
 }
 
 /// `columnt`: every column but the last right-aligned to its widest entry, columns joined by

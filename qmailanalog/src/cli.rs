@@ -143,7 +143,8 @@ pub fn ztool_main(name: &str) -> i32 {
     0
 }
 
-const USAGE: &str = "usage: qmailanalog [REPORT [ARG]] [--since WHEN] [--until WHEN] [--html FILE] [-q] [INPUT ...]
+const USAGE: &str =
+    "usage: qmailanalog [REPORT [ARG]] [--since WHEN] [--until WHEN] [--html FILE] [-q] [INPUT ...]
 REPORT: zoverall (default) zddist zdeferrals zfailures zrecipients zrhosts zrxdelay
         zsenders zsendmail zsuccesses zsuids matchup | xqp QP | xsender ADDR | xrecipient CHAN.ADDR
 INPUT:  multilog directory (its @*.s/@*.u files in stamp order, then current), log file,

@@ -187,10 +187,7 @@ impl Gen {
     }
 
     fn status(&mut self, t: u64) {
-        let s = format!(
-            "status: local {}/10 remote {}/20",
-            self.local, self.remote
-        );
+        let s = format!("status: local {}/10 remote {}/20", self.local, self.remote);
         self.line(t, &s);
     }
 
@@ -231,9 +228,7 @@ impl Gen {
                 let birth = t + 300;
                 self.line(
                     birth,
-                    &format!(
-                        "info msg {inode}: bytes {bytes} from <{sender}> qp {qp} uid {uid}"
-                    ),
+                    &format!("info msg {inode}: bytes {bytes} from <{sender}> qp {qp} uid {uid}"),
                 );
                 let m = Msg {
                     inode,
@@ -363,4 +358,3 @@ impl Gen {
         }
     }
 }
-

@@ -184,7 +184,11 @@ fn nice_top(max: f64) -> f64 {
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
-    let step = if max >= 4.0 { step.max(1.0).ceil() } else { step };
+    let step = if max >= 4.0 {
+        step.max(1.0).ceil()
+    } else {
+        step
+    };
     step * 4.0
 }
 
@@ -430,9 +434,10 @@ ul.notes li{color:#a40}
     }
 
     fn hour_series(&self, max_bins: usize) -> (Vec<String>, Vec<f64>, Vec<f64>) {
-        let (Some((&lo, _)), Some((&hi, _))) =
-            (self.per_hour.first_key_value(), self.per_hour.last_key_value())
-        else {
+        let (Some((&lo, _)), Some((&hi, _))) = (
+            self.per_hour.first_key_value(),
+            self.per_hour.last_key_value(),
+        ) else {
             return (vec![], vec![], vec![]);
         };
         let span = (hi - lo + 1) as usize;
@@ -454,7 +459,9 @@ ul.notes li{color:#a40}
 }
 
 fn pretty(v: Vec<(String, f64)>) -> Vec<(String, f64)> {
-    v.into_iter().map(|(k, c)| (k.replace('_', " "), c)).collect()
+    v.into_iter()
+        .map(|(k, c)| (k.replace('_', " "), c))
+        .collect()
 }
 
 /// Sentences about gaps in the log, for stderr and the page.

@@ -97,7 +97,9 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => match multilog_files(p) {
                 Ok(files) => v.extend(files.into_iter().map(Source::File)),
-                Err(e) => counts.missing.push(format!("{a}: cannot list directory: {e}")),
+                Err(e) => counts
+                    .missing
+                    .push(format!("{a}: cannot list directory: {e}")),
             },
             Ok(_) => v.push(Source::File(p.to_path_buf())),
             Err(e) => counts.missing.push(format!("{a}: {e}")),
@@ -235,10 +237,7 @@ impl Stamper {
         } else if first.is_ascii_digit() {
             let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
             let t = parse_numeric(&raw[..end])?;
-            Some(Stamped {
-                text: raw,
-                when: t,
-            })
+            Some(Stamped { text: raw, when: t })
         } else {
             None
         }

@@ -16,8 +16,8 @@
 
 pub mod awk;
 pub mod cli;
+pub mod genlog;
 pub mod html;
 pub mod input;
 pub mod matchup;
 pub mod reports;
-pub mod genlog;

@@ -427,7 +427,10 @@ One line per reason for deferral. Information on each line:
             .iter()
             .map(|(r, (n, x))| {
                 let mut l = Vec::new();
-                push_line(&mut l, &[fmt_num(*n).as_bytes(), fmt_f(*x, 2).as_bytes(), r]);
+                push_line(
+                    &mut l,
+                    &[fmt_num(*n).as_bytes(), fmt_f(*x, 2).as_bytes(), r],
+                );
                 l
             })
             .collect();
@@ -677,7 +680,10 @@ impl Report for Senders {
         let (what, hdr) = if self.uids {
             ("uid", "mess bytes sbytes rbytes recips tries xdelay uid")
         } else {
-            ("sender", "mess bytes sbytes rbytes recips tries xdelay sender")
+            (
+                "sender",
+                "mess bytes sbytes rbytes recips tries xdelay sender",
+            )
         };
         let title = if self.uids { "Sender uids" } else { "Senders" };
         out.extend_from_slice(

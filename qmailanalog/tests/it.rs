@@ -154,8 +154,16 @@ fn sample_integrated_every_report() {
     let logs = log.to_str().unwrap();
     for t in TOOLS {
         let out = tool("qmailanalog", &[t, logs], b"");
-        same(&format!("qmailanalog {t}"), &out.stdout, &sample(&format!("{t}.out")));
-        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        same(
+            &format!("qmailanalog {t}"),
+            &out.stdout,
+            &sample(&format!("{t}.out")),
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     same(
         "qmailanalog matchup",
@@ -210,8 +218,16 @@ fn sample_as_tai64n_multilog_directory() {
     let dirs = dir.to_str().unwrap();
     for t in TOOLS.iter().filter(|t| **t != "zsendmail") {
         let out = tool("qmailanalog", &[t, dirs], b"");
-        same(&format!("{t} on dir"), &out.stdout, &sample(&format!("{t}.out")));
-        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        same(
+            &format!("{t} on dir"),
+            &out.stdout,
+            &sample(&format!("{t}.out")),
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // matchup reads tai64n stamps too; its records give the same report
     let (m, pending) = matchup_fd5(&tai);
@@ -221,7 +237,11 @@ fn sample_as_tai64n_multilog_directory() {
         String::from_utf8_lossy(&m)
     );
     assert!(String::from_utf8_lossy(&pending).contains(" info msg 786440: bytes 640 "));
-    same("zoverall of tai64n matchup", &stdout_of("zoverall", &[], &m), &sample("zoverall.out"));
+    same(
+        "zoverall of tai64n matchup",
+        &stdout_of("zoverall", &[], &m),
+        &sample("zoverall.out"),
+    );
 }
 
 // ------------------------------------------------------------------ generated logs
@@ -243,7 +263,10 @@ fn generated_log_counts_match_the_truth() {
     let (log, truth) = generate(&gen_params(11, 400));
     assert!(truth.failures > 0 && truth.deferrals > 0, "{truth:?}");
     let out = stdout_of("qmailanalog", &["zoverall"], &log);
-    assert_eq!(overall_value(&out, "Completed messages"), truth.completed.to_string());
+    assert_eq!(
+        overall_value(&out, "Completed messages"),
+        truth.completed.to_string()
+    );
     assert_eq!(
         overall_value(&out, "Recipients for completed messages"),
         truth.recipients.to_string()
@@ -252,10 +275,19 @@ fn generated_log_counts_match_the_truth() {
         overall_value(&out, "Bytes in completed messages"),
         truth.completed_bytes.to_string()
     );
-    assert_eq!(overall_value(&out, "Total delivery attempts"), truth.attempts.to_string());
-    assert_eq!(overall_value(&out, "  success"), truth.successes.to_string());
+    assert_eq!(
+        overall_value(&out, "Total delivery attempts"),
+        truth.attempts.to_string()
+    );
+    assert_eq!(
+        overall_value(&out, "  success"),
+        truth.successes.to_string()
+    );
     assert_eq!(overall_value(&out, "  failure"), truth.failures.to_string());
-    assert_eq!(overall_value(&out, "  deferral"), truth.deferrals.to_string());
+    assert_eq!(
+        overall_value(&out, "  deferral"),
+        truth.deferrals.to_string()
+    );
     // the per-reason reports add up to the same totals
     let m = stdout_of("matchup", &[], &log);
     let sum_del = |tool_name: &str| -> u64 {
@@ -275,7 +307,13 @@ fn generated_log_counts_match_the_truth() {
         o.lines()
             .skip_while(|l| !l.trim_start().starts_with(header))
             .skip(1)
-            .map(|l| l.split_whitespace().nth(col).unwrap().parse::<f64>().unwrap())
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(col)
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap()
+            })
             .sum()
     };
     assert_eq!(col_sum("zrecipients", "sbytes", 2) as u64, truth.attempts);
@@ -321,7 +359,10 @@ fn generated_log_counts_match_the_truth() {
         .to_string();
     let xr = String::from_utf8(stdout_of("xrecipient", &[&a_recip], &m)).unwrap();
     assert!(!xr.is_empty());
-    assert!(xr.lines().all(|l| l.split(' ').nth(7) == Some(a_recip.as_str())));
+    assert!(
+        xr.lines()
+            .all(|l| l.split(' ').nth(7) == Some(a_recip.as_str()))
+    );
 }
 
 #[test]
@@ -368,7 +409,10 @@ fn generated_reports_match_the_awk_reference() {
         .unwrap()
         .to_string();
     let f: Vec<&str> = first_m.split(' ').collect();
-    let sender = f[7].trim_start_matches('<').trim_end_matches('>').to_string();
+    let sender = f[7]
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
     for (t, arg) in [
         ("xqp", f[8].to_string()),
         ("xsender", sender),
@@ -397,7 +441,11 @@ fn integrated_equals_matchup_pipeline_on_generated_multilog_dir() {
         let name = if i + 1 == chunks.len() {
             "current".to_string()
         } else {
-            format!("{}.{}", String::from_utf8_lossy(&c.last().unwrap()[..25]), if i % 2 == 0 { "s" } else { "u" })
+            format!(
+                "{}.{}",
+                String::from_utf8_lossy(&c.last().unwrap()[..25]),
+                if i % 2 == 0 { "s" } else { "u" }
+            )
         };
         std::fs::write(dir.join(name), c.concat()).unwrap();
     }
@@ -405,12 +453,26 @@ fn integrated_equals_matchup_pipeline_on_generated_multilog_dir() {
     let dirs = dir.to_str().unwrap();
     for t in TOOLS {
         let out = tool("qmailanalog", &[t, dirs], b"");
-        same(&format!("qmailanalog {t} DIR"), &out.stdout, &stdout_of(t, &[], &m));
-        assert!(out.stderr.is_empty(), "{t}: {}", String::from_utf8_lossy(&out.stderr));
+        same(
+            &format!("qmailanalog {t} DIR"),
+            &out.stdout,
+            &stdout_of(t, &[], &m),
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = stdout_of("qmailanalog", &["zoverall", dirs], b"");
-    assert_eq!(overall_value(&out, "Completed messages"), truth.completed.to_string());
-    assert_eq!(overall_value(&out, "Total delivery attempts"), truth.attempts.to_string());
+    assert_eq!(
+        overall_value(&out, "Completed messages"),
+        truth.completed.to_string()
+    );
+    assert_eq!(
+        overall_value(&out, "Total delivery attempts"),
+        truth.attempts.to_string()
+    );
 }
 
 #[test]
@@ -425,13 +487,23 @@ fn matchup_pending_state_continues_the_next_chunk() {
     let cut: Vec<u8> = second.drain(..10).collect();
     first.extend_from_slice(&cut);
     let (m1, pending) = matchup_fd5(&first);
-    assert!(pending.ends_with(&cut), "partial line kept in the pending state");
+    assert!(
+        pending.ends_with(&cut),
+        "partial line kept in the pending state"
+    );
     let mut next = pending.clone();
     next.extend_from_slice(&second);
     let (m2, _) = matchup_fd5(&next);
     let whole = stdout_of("matchup", &[], &log);
-    let mut a: Vec<&[u8]> = m1.split(|&c| c == b'\n').chain(m2.split(|&c| c == b'\n')).filter(|l| !l.is_empty()).collect();
-    let mut b: Vec<&[u8]> = whole.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut a: Vec<&[u8]> = m1
+        .split(|&c| c == b'\n')
+        .chain(m2.split(|&c| c == b'\n'))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut b: Vec<&[u8]> = whole
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     a.sort();
     b.sort();
     assert_eq!(a.len(), b.len());
@@ -453,21 +525,42 @@ fn real_multilog_directory_with_rotations() {
     let d = tempdir();
     let dir = d.path().join("log");
     let out = run_with_input(
-        Command::new(multilog).args(["t", "s4096", "n1000"]).arg(&dir),
+        Command::new(multilog)
+            .args(["t", "s4096", "n1000"])
+            .arg(&dir),
         Some(&bare),
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "multilog: {out:?}");
     let rotated = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('@'))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('@')
+        })
         .count();
     assert!(rotated > 5, "multilog rotated only {rotated} times");
     let o = tool("qmailanalog", &["zoverall", dir.to_str().unwrap()], b"");
-    assert_eq!(overall_value(&o.stdout, "Completed messages"), truth.completed.to_string());
-    assert_eq!(overall_value(&o.stdout, "Total delivery attempts"), truth.attempts.to_string());
-    assert_eq!(overall_value(&o.stdout, "  failure"), truth.failures.to_string());
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        overall_value(&o.stdout, "Completed messages"),
+        truth.completed.to_string()
+    );
+    assert_eq!(
+        overall_value(&o.stdout, "Total delivery attempts"),
+        truth.attempts.to_string()
+    );
+    assert_eq!(
+        overall_value(&o.stdout, "  failure"),
+        truth.failures.to_string()
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 // ------------------------------------------------------------------ gaps and bad input
@@ -484,9 +577,14 @@ fn gaps_where_the_start_was_rotated_away_are_reported() {
     std::fs::write(dir.join("current"), &kept).unwrap();
     let o = tool("qmailanalog", &["zoverall", dir.to_str().unwrap()], b"");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("\"starting delivery\" line is not in the log"), "{err}");
+    assert!(
+        err.contains("\"starting delivery\" line is not in the log"),
+        "{err}"
+    );
     assert!(err.contains("\"info msg\" line is not in the log"), "{err}");
-    let completed: u64 = overall_value(&o.stdout, "Completed messages").parse().unwrap();
+    let completed: u64 = overall_value(&o.stdout, "Completed messages")
+        .parse()
+        .unwrap();
     assert!(completed > 0 && completed < truth.completed, "{completed}");
     // the same lines through matchup | zoverall agree
     let m = stdout_of("matchup", &[], &kept);
@@ -516,12 +614,21 @@ fn qmail_send_restart_reuses_delivery_numbers() {
     let o = tool("qmailanalog", &["matchup"], log);
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("d k 1700000003.000100 1700000003.000200 1700000004.000000 200 <c@x.org> remote.d@y.org 2 6 ok/"), "{s}");
-    assert!(s.contains("m 1700000001.000100 1700000005.600000 100 1 0 0 <a@x.org> 1 5"), "{s}");
+    assert!(
+        s.contains("m 1700000001.000100 1700000005.600000 100 1 0 0 <a@x.org> 1 5"),
+        "{s}"
+    );
     assert_eq!(s.lines().filter(|l| l.starts_with("d ")).count(), 2, "{s}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("1 delivery number(s) started again"), "{err}");
-    assert!(err.contains("1 open deliveries dropped at \"status: exiting\""), "{err}");
-    assert!(err.contains("1 delivery result(s) whose \"starting delivery\""), "{err}");
+    assert!(
+        err.contains("1 open deliveries dropped at \"status: exiting\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 delivery result(s) whose \"starting delivery\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -532,7 +639,9 @@ fn bad_input_is_counted_and_reported_never_fatal() {
     for (i, l) in lines.iter().enumerate() {
         log.extend_from_slice(l);
         match i {
-            3 => log.extend_from_slice(b"1700000010.101010 sshd[77]: Accepted publickey for root\n"),
+            3 => {
+                log.extend_from_slice(b"1700000010.101010 sshd[77]: Accepted publickey for root\n")
+            }
             5 => log.extend_from_slice(b"no stamp on this line at all\n"),
             7 => log.extend_from_slice(b"1700000010.140230 \xff\xfe\x00 bytes\n"),
             9 => log.extend_from_slice(b"1600000000.000000 status: local 0/10 remote 0/20\n"),
@@ -547,12 +656,20 @@ fn bad_input_is_counted_and_reported_never_fatal() {
     std::fs::write(&f, &log).unwrap();
     let missing = d.path().join("no-such-dir");
     let o = run_with_input(
-        Command::new(bin("qmailanalog")).args(["zoverall", f.to_str().unwrap(), missing.to_str().unwrap()]),
+        Command::new(bin("qmailanalog")).args([
+            "zoverall",
+            f.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ]),
         None,
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "{o:?}");
-    same("zoverall despite bad lines", &o.stdout, &sample("zoverall.out"));
+    same(
+        "zoverall despite bad lines",
+        &o.stdout,
+        &sample("zoverall.out"),
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     for want in [
         "missing input:",
@@ -614,9 +731,21 @@ fn since_until_select_a_time_window() {
         ("2023-11-14 22:13:50", "2023-11-14T22:14:50Z"),
         ("@400000006553f12800000000", "@400000006553f16400000000"),
     ] {
-        let o = tool("qmailanalog", &["--since", s, "--until", u, "zoverall"], &log);
-        assert_eq!(overall_value(&o.stdout, "Completed messages"), msgs.to_string(), "{s}");
-        assert_eq!(overall_value(&o.stdout, "Total delivery attempts"), dels.to_string(), "{s}");
+        let o = tool(
+            "qmailanalog",
+            &["--since", s, "--until", u, "zoverall"],
+            &log,
+        );
+        assert_eq!(
+            overall_value(&o.stdout, "Completed messages"),
+            msgs.to_string(),
+            "{s}"
+        );
+        assert_eq!(
+            overall_value(&o.stdout, "Total delivery attempts"),
+            dels.to_string(),
+            "{s}"
+        );
     }
     let o = run_with_input(
         Command::new(bin("qmailanalog")).args(["--since", "yesterday-ish"]),
@@ -693,11 +822,17 @@ fn html_report_renders_in_headless_chromium() {
         "--window-size=1000,3800".to_string(),
     ]);
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {o:?}"));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot too small");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "screenshot too small"
+    );
     let dom = chrome(&["--dump-dom".to_string()]);
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     for id in ids {
-        assert!(dom_text.contains(&format!("id=\"{id}\"")), "{id} missing from the rendered DOM");
+        assert!(
+            dom_text.contains(&format!("id=\"{id}\"")),
+            "{id} missing from the rendered DOM"
+        );
     }
     assert!(dom_text.contains("<rect"), "bars rendered");
     for out in [&o, &dom] {
