@@ -9,7 +9,6 @@ mod inject;
 mod pop3;
 #[path = "it/smtpd.rs"]
 mod smtpd;
-//! Integration tests of the mta crate's programs.
 
 #[path = "it/remote.rs"]
 mod remote;
