@@ -175,9 +175,13 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
         self.send = Some(Proc::spawn(&mut cmd));
         let n = self.log_text().matches("status: local 0/").count();
         // Its first status line comes after the signal handlers are in place.
-        must(LONG, "qmail-send to start", || {
+        let ok = wait_until(LONG, || {
             self.log_text().matches("status: local 0/").count() > n
         });
+        if !ok {
+            let t = self.log_text();
+            panic!("qmail-send did not start; log ends:\n{}", &t[t.len().saturating_sub(3000)..]);
+        }
     }
 
     fn start(&mut self) {
@@ -938,4 +942,65 @@ fn read_all(p: &Path) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = fs::File::open(p).and_then(|mut f| f.read_to_end(&mut v));
     v
+}
+
+/// Real uid of a process (from /proc).
+fn proc_uid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let l = s.lines().find(|l| l.starts_with("Uid:"))?;
+    l.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Pids whose argv[0] is `prog`.
+fn pids_of(prog: &Path) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(c) = fs::read(format!("/proc/{pid}/cmdline"))
+            && c.split(|&b| b == 0).next() == Some(prog.as_os_str().as_encoded_bytes())
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+fn qmail_start_feeds_the_logger_and_runs_each_daemon_as_its_user() {
+    let mut q = Q::new();
+    let out = q.top.join("logger.out");
+    fs::write(&out, "").unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = Command::new(q.home.join("bin/qmail-start"));
+    q.env(&mut cmd);
+    cmd.arg("./Maildir/")
+        .arg("/bin/sh")
+        .arg("-c")
+        .arg(format!("exec cat >> {}", out.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let p = Proc::spawn(&mut cmd);
+    let logged = || fs::read_to_string(&out).unwrap_or_default();
+    must(LONG, "log through the logger", || {
+        logged().contains("status: local 0/10 remote 0/20\n")
+    });
+    assert_eq!(q.qq(b"Subject: via logger\n\n", &envelope("a@b.test", &["alice@example.org"])), 0);
+    q.wait_mail(&q.alice_maildir(), "Subject: via logger");
+    must(LONG, "end msg logged", || logged().contains("end msg "));
+    if is_root() {
+        assert_eq!(proc_uid(p.pid()), Some(64007), "qmail-send runs as qmails");
+        for (prog, uid) in [("qmail-clean", 64005), ("qmail-rspawn", 64006), ("qmail-lspawn", 0)] {
+            let pids = pids_of(&q.home.join("bin").join(prog));
+            assert_eq!(pids.len(), 1, "{prog}");
+            assert_eq!(proc_uid(pids[0]), Some(uid), "{prog}");
+        }
+        let m = q.new_mail(&q.alice_maildir()).concat();
+        assert!(m.contains("Delivered-To: alice@example.org"));
+        use std::os::unix::fs::MetadataExt;
+        let f = fs::read_dir(q.alice_maildir().join("new")).unwrap().next().unwrap().unwrap();
+        assert_eq!(f.metadata().unwrap().uid(), q.alice_uid, "delivered as alice");
+    }
+    let _ = &mut q;
 }
