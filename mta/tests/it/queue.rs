@@ -180,7 +180,10 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
         });
         if !ok {
             let t = self.log_text();
-            panic!("qmail-send did not start; log ends:\n{}", &t[t.len().saturating_sub(3000)..]);
+            panic!(
+                "qmail-send did not start; log ends:\n{}",
+                &t[t.len().saturating_sub(3000)..]
+            );
         }
     }
 
@@ -986,12 +989,22 @@ fn qmail_start_feeds_the_logger_and_runs_each_daemon_as_its_user() {
     must(LONG, "log through the logger", || {
         logged().contains("status: local 0/10 remote 0/20\n")
     });
-    assert_eq!(q.qq(b"Subject: via logger\n\n", &envelope("a@b.test", &["alice@example.org"])), 0);
+    assert_eq!(
+        q.qq(
+            b"Subject: via logger\n\n",
+            &envelope("a@b.test", &["alice@example.org"])
+        ),
+        0
+    );
     q.wait_mail(&q.alice_maildir(), "Subject: via logger");
     must(LONG, "end msg logged", || logged().contains("end msg "));
     if is_root() {
         assert_eq!(proc_uid(p.pid()), Some(64007), "qmail-send runs as qmails");
-        for (prog, uid) in [("qmail-clean", 64005), ("qmail-rspawn", 64006), ("qmail-lspawn", 0)] {
+        for (prog, uid) in [
+            ("qmail-clean", 64005),
+            ("qmail-rspawn", 64006),
+            ("qmail-lspawn", 0),
+        ] {
             let pids = pids_of(&q.home.join("bin").join(prog));
             assert_eq!(pids.len(), 1, "{prog}");
             assert_eq!(proc_uid(pids[0]), Some(uid), "{prog}");
@@ -999,8 +1012,16 @@ fn qmail_start_feeds_the_logger_and_runs_each_daemon_as_its_user() {
         let m = q.new_mail(&q.alice_maildir()).concat();
         assert!(m.contains("Delivered-To: alice@example.org"));
         use std::os::unix::fs::MetadataExt;
-        let f = fs::read_dir(q.alice_maildir().join("new")).unwrap().next().unwrap().unwrap();
-        assert_eq!(f.metadata().unwrap().uid(), q.alice_uid, "delivered as alice");
+        let f = fs::read_dir(q.alice_maildir().join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.metadata().unwrap().uid(),
+            q.alice_uid,
+            "delivered as alice"
+        );
     }
     let _ = &mut q;
 }
