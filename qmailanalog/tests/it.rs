@@ -575,8 +575,18 @@ fn gaps_where_the_start_was_rotated_away_are_reported() {
     // the oldest 40% of the log has been deleted by multilog
     let kept: Vec<u8> = lines[lines.len() * 2 / 5..].concat();
     std::fs::write(dir.join("current"), &kept).unwrap();
+    // a rotated file that is listed but gone when we open it (multilog deleted it)
+    std::os::unix::fs::symlink(
+        d.path().join("gone"),
+        dir.join("@4000000065530000000000aa.s"),
+    )
+    .unwrap();
     let o = tool("qmailanalog", &["zoverall", dir.to_str().unwrap()], b"");
     let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("@4000000065530000000000aa.s: vanished"),
+        "{err}"
+    );
     assert!(
         err.contains("\"starting delivery\" line is not in the log"),
         "{err}"
