@@ -628,3 +628,74 @@ impl Matchup {
         w.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Vec<(String, Vec<String>)>);
+    impl Sink for Collect {
+        fn emit(&mut self, line: &[u8], f: &Fields) {
+            let fields = (1..=f.nf())
+                .map(|i| String::from_utf8_lossy(f.get(line, i)).into_owned())
+                .collect();
+            self.0
+                .push((String::from_utf8_lossy(line).into_owned(), fields));
+        }
+    }
+
+    fn run(strict: bool, log: &[u8]) -> (Vec<(String, Vec<String>)>, Counts) {
+        let mut m = Matchup::new(strict);
+        let mut c = Collect(Vec::new());
+        for l in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            m.line(l, &mut c);
+        }
+        (c.0, m.counts)
+    }
+
+    #[test]
+    fn fields_built_while_emitting_equal_awk_split() {
+        let (out, _) = run(
+            false,
+            b"1 info msg 5: bytes 10 from <A@X> qp 3 uid 4\n2 starting delivery 7: msg 5 to local B@Y\n3 delivery 7: success:\n4 end msg 5\n",
+        );
+        for (line, fields) in &out {
+            let mut f = Fields::new();
+            f.split(line.as_bytes());
+            let want: Vec<String> = (1..=f.nf())
+                .map(|i| String::from_utf8_lossy(f.get(line.as_bytes(), i)).into_owned())
+                .collect();
+            assert_eq!(&want, fields, "{line}");
+        }
+        assert_eq!(out[0].0, "d k 1 2 3 10 <a@x> local.b@y 3 4 ");
+        assert_eq!(out[1].0, "m 1 4 10 1 0 0 <a@x> 3 4");
+    }
+
+    #[test]
+    fn nul_ends_a_field_like_a_c_string() {
+        let (out, _) = run(
+            false,
+            b"1 info msg 5: bytes 10 from <a\0zz@x> qp 3 uid 4\n2 end msg 5\n",
+        );
+        assert_eq!(out[0].0, "m 1 2 10 0 0 0 <a 3 4");
+    }
+
+    #[test]
+    fn odd_result_and_short_lines() {
+        let (out, c) = run(
+            false,
+            b"1 starting delivery 1: msg 9 to local a@b\n2 delivery 1: weird: x\n3 info msg\n4 end msg 0\n",
+        );
+        // unknown result: "?" glued to the stamp, as the original prints it
+        assert_eq!(out[0].0, "?1 1 2 0 ? local.a@b ? ? ");
+        assert_eq!(out[0].1[0], "?1");
+        // compat mode reads the short info line with empty fields (message 0)
+        assert_eq!(out[1].0, "m 3 4 0 0 0 0  0 0");
+        assert_eq!(c.odd_result, 1);
+        assert_eq!(c.malformed, 1);
+        // strict mode drops it
+        let (out, c) = run(true, b"3 info msg\n4 end msg 0\n");
+        assert!(out.is_empty());
+        assert_eq!((c.malformed, c.end_without_info), (1, 1));
+    }
+}
