@@ -252,10 +252,11 @@ pub fn fmt_f(x: f64, prec: usize) -> String {
     format!("{x:.prec$}")
 }
 
-/// awk's number→string for `print` and concatenation: integral values print as integers,
-/// others with `%.6g`.
+/// awk's number→string for `print` and concatenation, as mawk 1.3.4 (the awk the reference
+/// outputs were made with) does it: integral values within ±2147483647 print as integers,
+/// everything else with `%.6g` (so 13384945634 bytes print as `1.33849e+10`).
 pub fn fmt_num(x: f64) -> String {
-    if x.is_finite() && x == x.trunc() && x.abs() < 9.2e18 {
+    if x.is_finite() && x == x.trunc() && x.abs() <= 2147483647.0 {
         format!("{}", x as i64)
     } else {
         fmt_g(x, 6)
@@ -432,6 +433,10 @@ mod tests {
         assert_eq!(fmt_g(0.0202535, 6), "0.0202535");
         assert_eq!(fmt_g(100000.0, 6), "100000");
         assert_eq!(fmt_num(7.0), "7");
+        assert_eq!(fmt_num(2147483647.0), "2147483647");
+        assert_eq!(fmt_num(2147483648.0), "2.14748e+09");
+        assert_eq!(fmt_num(-2147483648.0), "-2.14748e+09");
+        assert_eq!(fmt_num(13384945634.0), "1.33849e+10");
         assert_eq!(fmt_num(229.2443), "229.244");
     }
 
