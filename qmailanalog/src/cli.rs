@@ -317,6 +317,7 @@ pub fn qmailanalog_main() -> i32 {
         m.emit = !before;
         m.line(s.text, &mut drive);
     });
+    counts.bare = stamper.bare;
     if let Some(r) = drive.report.as_mut() {
         r.finish(&mut drive.out);
     }

@@ -46,6 +46,8 @@ pub struct InputCounts {
     pub out_of_order: u64,
     /// Lines outside --since/--until.
     pub outside_window: u64,
+    /// qmail-send lines without any stamp, given the time of the line before.
+    pub bare: u64,
     /// Files that could not be opened or read, with the reason.
     pub missing: Vec<String>,
     pub first: Option<Stamp>,
@@ -232,10 +234,50 @@ pub struct Stamped<'a> {
     pub rest: &'a [u8],
 }
 
-/// Converts raw log lines (tai64n- or numeric-stamped) into numeric-stamped lines.
+/// Converts raw log lines into numeric-stamped lines. Understands tai64n (`@4000…`),
+/// numeric (`SECS.FRACTION`) and splogger/syslog lines (`… TAG: SECS.FRACTION text`);
+/// bare qmail-send lines (multilog without `t`) get the time of the line before.
 #[derive(Default)]
 pub struct Stamper {
     buf: Vec<u8>,
+    last: Option<Stamp>,
+    /// bare qmail-send lines given the previous line's time
+    pub bare: u64,
+}
+
+/// First words of qmail-send's own lines.
+fn is_qmail_send_line(raw: &[u8]) -> bool {
+    let w = raw.split(|&c| c == b' ').next().unwrap_or(b"");
+    matches!(
+        w,
+        b"status:"
+            | b"new"
+            | b"info"
+            | b"starting"
+            | b"delivery"
+            | b"end"
+            | b"bounce"
+            | b"triple"
+            | b"warning:"
+            | b"alert:"
+    )
+}
+
+/// Where the `SECS.FRACTION` of a splogger line starts (after "TAG: ").
+fn syslog_offset(raw: &[u8]) -> Option<usize> {
+    let lim = raw.len().min(256);
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(b':', &raw[from..lim]) {
+        let at = from + p + 2;
+        if raw.get(from + p + 1) == Some(&b' ') && raw.get(at).is_some_and(u8::is_ascii_digit) {
+            let end = memchr::memchr(b' ', &raw[at..]).map_or(raw.len(), |e| at + e);
+            if raw[at..end].contains(&b'.') && parse_numeric(&raw[at..end]).is_some() {
+                return Some(at);
+            }
+        }
+        from += p + 1;
+    }
+    None
 }
 
 impl Stamper {
@@ -243,30 +285,49 @@ impl Stamper {
     pub fn stamp<'a>(&'a mut self, raw: &'a [u8]) -> Option<Stamped<'a>> {
         let first = *raw.first()?;
         if first == b'@' {
-            let t = parse_tai64n(raw)?;
-            let rest = raw.get(25..).unwrap_or(b"");
-            if !rest.is_empty() && rest[0] != b' ' && rest[0] != b'\t' {
-                return None;
+            if let Some(t) = parse_tai64n(raw) {
+                let rest = raw.get(25..).unwrap_or(b"");
+                if rest.is_empty() || rest[0] == b' ' || rest[0] == b'\t' {
+                    self.last = Some(t);
+                    self.buf.clear();
+                    push_stamp(&mut self.buf, t);
+                    self.buf.extend_from_slice(rest);
+                    return Some(Stamped {
+                        text: &self.buf,
+                        when: t,
+                        rest,
+                    });
+                }
             }
-            self.buf.clear();
-            push_stamp(&mut self.buf, t);
-            self.buf.extend_from_slice(rest);
-            Some(Stamped {
-                text: &self.buf,
-                when: t,
-                rest,
-            })
-        } else if first.is_ascii_digit() {
-            let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
-            let t = parse_numeric(&raw[..end])?;
-            Some(Stamped {
-                text: raw,
-                when: t,
-                rest: &raw[end..],
-            })
-        } else {
-            None
+            return None;
         }
+        let mut at = 0;
+        if !first.is_ascii_digit() {
+            if is_qmail_send_line(raw) {
+                let t = self.last.unwrap_or((0, 0));
+                self.bare += 1;
+                self.buf.clear();
+                push_stamp(&mut self.buf, t);
+                let n = self.buf.len();
+                self.buf.push(b' ');
+                self.buf.extend_from_slice(raw);
+                return Some(Stamped {
+                    text: &self.buf,
+                    when: t,
+                    rest: &self.buf[n..],
+                });
+            }
+            at = syslog_offset(raw)?;
+        }
+        let raw = &raw[at..];
+        let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
+        let t = parse_numeric(&raw[..end])?;
+        self.last = Some(t);
+        Some(Stamped {
+            text: raw,
+            when: t,
+            rest: &raw[end..],
+        })
     }
 }
 
@@ -357,6 +418,12 @@ impl InputCounts {
             w.push(format!(
                 "{} line(s) without a tai64n or numeric timestamp skipped",
                 self.unstamped
+            ));
+        }
+        if self.bare > 0 {
+            w.push(format!(
+                "{} qmail-send line(s) without a timestamp (multilog without t?) given the time of the line before",
+                self.bare
             ));
         }
         if self.non_utf8 > 0 {

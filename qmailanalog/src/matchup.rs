@@ -413,7 +413,9 @@ impl Matchup {
         let mut text = self.buffer();
         text.extend_from_slice(start);
         text.extend_from_slice(chan);
-        text.extend(recip.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(recip);
+        text[at..].make_ascii_lowercase();
         let del = Del {
             id: d,
             msg: m,
@@ -551,7 +553,9 @@ impl Matchup {
         let sender = self.field(line, 7);
         let mut text = self.buffer();
         text.extend_from_slice(birth);
-        text.extend(sender.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(sender);
+        text[at..].make_ascii_lowercase();
         let msg = Msg {
             id: m,
             bytes: scan_ulong(self.field(line, 5)),

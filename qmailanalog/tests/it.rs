@@ -741,6 +741,29 @@ fn bad_input_is_counted_and_reported_never_fatal() {
 }
 
 #[test]
+fn splogger_syslog_lines_and_bare_lines_are_understood() {
+    let log = sample("qmail-send.log");
+    let mut syslog = Vec::new();
+    let mut bare = Vec::new();
+    for l in log.split_inclusive(|&c| c == b'\n') {
+        syslog.extend_from_slice(b"Nov 14 22:13:20 mail qmail: ");
+        syslog.extend_from_slice(l);
+        bare.extend_from_slice(&l[l.iter().position(|&c| c == b' ').unwrap() + 1..]);
+    }
+    let o = tool("qmailanalog", &[], &syslog);
+    same("syslog", &o.stdout, &sample("zoverall.out"));
+    assert!(o.stderr.is_empty());
+    // without stamps the counts still come out; times are unknown (zero)
+    let o = tool("qmailanalog", &["zoverall"], &bare);
+    assert_eq!(overall_value(&o.stdout, "Completed messages"), "7");
+    assert_eq!(overall_value(&o.stdout, "Total delivery attempts"), "11");
+    assert_eq!(overall_value(&o.stdout, "  deferral"), "3");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("72 qmail-send line(s) without a timestamp")
+    );
+}
+
+#[test]
 fn matchup_without_fd5_warns_but_succeeds() {
     let o = tool("matchup", &[], &sample("qmail-send.log"));
     same("stdout", &o.stdout, &sample("matchup.out"));
