@@ -11,12 +11,13 @@ use std::process::Command;
 pub fn fresh(cmd: &mut Command, dup: Option<(i32, i32)>) {
     // SAFETY: the closure runs in the child between fork and exec and calls only
     // async-signal-safe functions (sigaction via signal(2), sigemptyset, sigprocmask, dup2,
-    // fcntl) on plain integers and a stack-local sigset; it allocates nothing, takes no locks
+    // fcntl; SIGRTMIN/SIGRTMAX just return glibc constants) on plain integers and a stack-local sigset; it allocates nothing, takes no locks
     // and touches no Rust-managed state, which is what `pre_exec` requires.
     unsafe {
         cmd.pre_exec(move || {
-            for sig in 1..32 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // 1..=31 and the real-time signals glibc lets us touch (it reserves two).
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP && (sig < 32 || sig >= libc::SIGRTMIN()) {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }
