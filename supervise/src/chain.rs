@@ -61,7 +61,11 @@ pub fn pathexec(argv: &[OsString], env: &[(OsString, Option<OsString>)]) -> Errn
         .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
     let mut saved: Option<Errno> = None;
     for dir in path.split(|&b| b == b':') {
-        let mut full = if dir.is_empty() { b".".to_vec() } else { dir.to_vec() };
+        let mut full = if dir.is_empty() {
+            b".".to_vec()
+        } else {
+            dir.to_vec()
+        };
         full.push(b'/');
         full.extend_from_slice(prog.as_bytes());
         let Some(p) = cstr(full) else { continue };
@@ -85,7 +89,9 @@ fn run(prog: &str, argv: &[OsString], env: &[(OsString, Option<OsString>)]) -> i
         prog,
         &format!(
             "unable to run {}: {}",
-            argv.first().map(|a| a.to_string_lossy()).unwrap_or_default(),
+            argv.first()
+                .map(|a| a.to_string_lossy())
+                .unwrap_or_default(),
             nix_str(e)
         ),
     )
@@ -286,59 +292,62 @@ fn getopt(
 pub fn softlimit(args: Vec<OsString>) -> i32 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let mut err: Option<i32> = None;
-    let r = getopt(
-        "softlimit",
-        &args,
-        "a:c:d:f:l:m:o:p:r:s:t:",
-        |c, v| {
-            let v = v.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
-            let value: Option<u64> = if v == "=" {
-                None
-            } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-                Some(v.parse::<u64>().unwrap_or(u64::MAX))
-            } else {
-                return Err(());
-            };
-            let res: &[Resource] = match c {
-                b'a' => &[Resource::RLIMIT_AS],
-                b'c' => &[Resource::RLIMIT_CORE],
-                b'd' => &[Resource::RLIMIT_DATA],
-                b'f' => &[Resource::RLIMIT_FSIZE],
-                b'l' => &[Resource::RLIMIT_MEMLOCK],
-                b'm' => &[
-                    Resource::RLIMIT_DATA,
-                    Resource::RLIMIT_STACK,
-                    Resource::RLIMIT_MEMLOCK,
-                    Resource::RLIMIT_AS,
-                ],
-                b'o' => &[Resource::RLIMIT_NOFILE],
-                b'p' => &[Resource::RLIMIT_NPROC],
-                b'r' => &[Resource::RLIMIT_RSS],
-                b's' => &[Resource::RLIMIT_STACK],
-                b't' => &[Resource::RLIMIT_CPU],
-                _ => return Err(()),
-            };
-            for &r in res {
-                let (_, hard) = match getrlimit(r) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        err = Some(die("softlimit", &format!("getrlimit failed: {}", nix_str(e))));
-                        return Err(());
-                    }
-                };
-                let soft = match value {
-                    None => hard,
-                    Some(n) if hard != libc::RLIM_INFINITY && n > hard => hard,
-                    Some(n) => n,
-                };
-                if let Err(e) = setrlimit(r, soft, hard) {
-                    err = Some(die("softlimit", &format!("setrlimit failed: {}", nix_str(e))));
+    let r = getopt("softlimit", &args, "a:c:d:f:l:m:o:p:r:s:t:", |c, v| {
+        let v = v
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let value: Option<u64> = if v == "=" {
+            None
+        } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            Some(v.parse::<u64>().unwrap_or(u64::MAX))
+        } else {
+            return Err(());
+        };
+        let res: &[Resource] = match c {
+            b'a' => &[Resource::RLIMIT_AS],
+            b'c' => &[Resource::RLIMIT_CORE],
+            b'd' => &[Resource::RLIMIT_DATA],
+            b'f' => &[Resource::RLIMIT_FSIZE],
+            b'l' => &[Resource::RLIMIT_MEMLOCK],
+            b'm' => &[
+                Resource::RLIMIT_DATA,
+                Resource::RLIMIT_STACK,
+                Resource::RLIMIT_MEMLOCK,
+                Resource::RLIMIT_AS,
+            ],
+            b'o' => &[Resource::RLIMIT_NOFILE],
+            b'p' => &[Resource::RLIMIT_NPROC],
+            b'r' => &[Resource::RLIMIT_RSS],
+            b's' => &[Resource::RLIMIT_STACK],
+            b't' => &[Resource::RLIMIT_CPU],
+            _ => return Err(()),
+        };
+        for &r in res {
+            let (_, hard) = match getrlimit(r) {
+                Ok(l) => l,
+                Err(e) => {
+                    err = Some(die(
+                        "softlimit",
+                        &format!("getrlimit failed: {}", nix_str(e)),
+                    ));
                     return Err(());
                 }
+            };
+            let soft = match value {
+                None => hard,
+                Some(n) if hard != libc::RLIM_INFINITY && n > hard => hard,
+                Some(n) => n,
+            };
+            if let Err(e) = setrlimit(r, soft, hard) {
+                err = Some(die(
+                    "softlimit",
+                    &format!("setrlimit failed: {}", nix_str(e)),
+                ));
+                return Err(());
             }
-            Ok(())
-        },
-    );
+        }
+        Ok(())
+    });
     if let Some(code) = err {
         return code;
     }
@@ -386,7 +395,12 @@ pub fn setlock(args: Vec<OsString>) -> i32 {
     {
         Ok(f) => f,
         Err(_) if quiet => return 0,
-        Err(e) => return die("setlock", &format!("unable to open {file}: {}", err_str(&e))),
+        Err(e) => {
+            return die(
+                "setlock",
+                &format!("unable to open {file}: {}", err_str(&e)),
+            );
+        }
     };
     let how = if nonblock {
         nix::fcntl::FlockArg::LockExclusiveNonblock
@@ -400,7 +414,10 @@ pub fn setlock(args: Vec<OsString>) -> i32 {
     };
     // The lock must survive exec: keep the descriptor open and inheritable.
     let fd = std::os::fd::AsRawFd::as_raw_fd(&*locked);
-    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+    let _ = nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    );
     let code = run("setlock", &args[i + 1..], &[]);
     drop(locked);
     code
@@ -479,4 +496,3 @@ pub fn fghack(args: Vec<OsString>) -> i32 {
         Err(e) => die(P, &format!("wait failed: {}", err_str(&e))),
     }
 }
-

@@ -17,7 +17,10 @@ pub fn fresh(cmd: &mut Command, dup: Option<(i32, i32)>) {
         cmd.pre_exec(move || {
             // 1..=31 and the real-time signals glibc lets us touch (it reserves two).
             for sig in 1..=libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP && (sig < 32 || sig >= libc::SIGRTMIN()) {
+                if sig != libc::SIGKILL
+                    && sig != libc::SIGSTOP
+                    && (sig < 32 || sig >= libc::SIGRTMIN())
+                {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }

@@ -54,7 +54,11 @@ pub fn errno_str(errno: i32) -> String {
         libc::ECONNRESET => "connection reset",
         libc::ENOTSOCK => "not a socket",
         libc::ENOSYS => "operation not supported",
-        _ => return io::Error::from_raw_os_error(errno).to_string().to_lowercase(),
+        _ => {
+            return io::Error::from_raw_os_error(errno)
+                .to_string()
+                .to_lowercase();
+        }
     };
     s.to_string()
 }

@@ -156,6 +156,9 @@ mod tests {
         let b = s.encode();
         assert_eq!(&b[12..], &[4, 3, 2, 1, 1, b'd']);
         assert_eq!(Status::decode(&b).unwrap(), s);
-        assert!(matches!(Status::decode(&b[..17]), Err(ReadError::BadFormat)));
+        assert!(matches!(
+            Status::decode(&b[..17]),
+            Err(ReadError::BadFormat)
+        ));
     }
 }

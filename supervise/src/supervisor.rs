@@ -127,11 +127,11 @@ impl Supervisor {
             })?;
         let lock = nix::fcntl::Flock::lock(lockfile, nix::fcntl::FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| {
-                fatal(&format!(
-                    "unable to acquire {shown}/supervise/lock: {}",
-                    nix_str(e)
-                ))
-            })?;
+            fatal(&format!(
+                "unable to acquire {shown}/supervise/lock: {}",
+                nix_str(e)
+            ))
+        })?;
         for name in ["control", "ok"] {
             let p = format!("supervise/{name}");
             match mkfifo(p.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)) {
@@ -165,10 +165,7 @@ impl Supervisor {
         let _ = sig_r.set_nonblocking(true);
         let _ = sig_w.set_nonblocking(true);
         if let Err(e) = signal_hook::low_level::pipe::register(libc::SIGCHLD, sig_w) {
-            return Err(fatal(&format!(
-                "unable to catch SIGCHLD: {}",
-                err_str(&e)
-            )));
+            return Err(fatal(&format!("unable to catch SIGCHLD: {}", err_str(&e))));
         }
         let flag_want_up = match fs::metadata("down") {
             Ok(_) => false,
@@ -261,7 +258,10 @@ impl Supervisor {
                 if let Some(n) = &self.notify {
                     fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
                 }
-                match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                match poll(
+                    &mut fds,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                ) {
                     Ok(_) => {}
                     Err(Errno::EINTR) => continue,
                     Err(e) => {

@@ -84,7 +84,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     };
                     let text = String::from_utf8_lossy(&val).into_owned();
                     match text.parse::<f64>() {
-                        Ok(s) if s.is_finite() && s >= 0.0 && s < 1e9 => {
+                        Ok(s) if (0.0..1e9).contains(&s) => {
                             timeout = Some(Duration::from_secs_f64(s))
                         }
                         _ => {
@@ -168,7 +168,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 let names: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
                 eprintln!(
                     "svc: fatal: timed out waiting for {} to be {}: {}",
-                    if names.len() == 1 { "service" } else { "services" },
+                    if names.len() == 1 {
+                        "service"
+                    } else {
+                        "services"
+                    },
                     match w {
                         WaitFor::Up => "up",
                         WaitFor::Down => "down",
@@ -189,10 +193,7 @@ fn reached(sup: &Path, w: WaitFor, old_pid: Option<u32>) -> Result<bool, String>
     let st = match Status::read(sup) {
         Ok(s) => s,
         Err(ReadError::Io(e)) => {
-            return Err(format!(
-                "unable to open supervise/status: {}",
-                err_str(&e)
-            ));
+            return Err(format!("unable to open supervise/status: {}", err_str(&e)));
         }
         Err(ReadError::BadFormat) => {
             return Err("unable to read supervise/status: bad format".to_string());

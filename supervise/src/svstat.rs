@@ -30,7 +30,12 @@ pub enum Report {
 pub fn inspect(dir: &Path) -> Report {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Report::Error(format!("unable to chdir: {}", err_str(&std::io::Error::from_raw_os_error(libc::ENOTDIR)))),
+        Ok(_) => {
+            return Report::Error(format!(
+                "unable to chdir: {}",
+                err_str(&std::io::Error::from_raw_os_error(libc::ENOTDIR))
+            ));
+        }
         Err(e) => return Report::Error(format!("unable to chdir: {}", err_str(&e))),
     }
     let sup: PathBuf = dir.join("supervise");
@@ -44,10 +49,7 @@ pub fn inspect(dir: &Path) -> Report {
     let status = match Status::read(&sup) {
         Ok(s) => s,
         Err(ReadError::Io(e)) => {
-            return Report::Error(format!(
-                "unable to open supervise/status: {}",
-                err_str(&e)
-            ));
+            return Report::Error(format!("unable to open supervise/status: {}", err_str(&e)));
         }
         Err(ReadError::BadFormat) => {
             return Report::Error("unable to read supervise/status: bad format".to_string());
@@ -117,7 +119,9 @@ fn json_str(s: &str) -> String {
 }
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The JSON object for a report.
@@ -151,7 +155,11 @@ pub fn json(shown: &str, r: &Report, now: SystemTime) -> String {
             format!(
                 "{{\"dir\":{dir},\"supervise\":true,\"state\":\"{}\",\"pid\":{},\"seconds\":{},\"since\":{:.3},\"normally\":\"{}\",\"paused\":{},\"want\":{want},{ready_part}}}",
                 if up { "up" } else { "down" },
-                if up { status.pid.to_string() } else { "null".to_string() },
+                if up {
+                    status.pid.to_string()
+                } else {
+                    "null".to_string()
+                },
                 seconds_since(status.when, now),
                 unix(status.when),
                 if *normally_down { "down" } else { "up" },

@@ -29,7 +29,11 @@ pub fn decode(b: &[u8; 12]) -> SystemTime {
 /// Seconds from `then` to `now` as svstat prints them: the difference of the whole-second
 /// labels (nanoseconds ignored, as daemontools does), never negative.
 pub fn seconds_since(then: SystemTime, now: SystemTime) -> u64 {
-    let s = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let s = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
     s(now).saturating_sub(s(then))
 }
 

@@ -89,7 +89,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
             let ms = (next - now).as_millis().min(i32::MAX as u128) as i32 + 1;
             let mut fds = [PollFd::new(sig_r.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => {
                     warn(&format!("unable to poll: {}", nix_str(e)));

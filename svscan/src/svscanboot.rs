@@ -12,7 +12,8 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-const PATH: &str = "/command:/usr/local/bin:/usr/local/sbin:/bin:/sbin:/usr/bin:/usr/sbin:/usr/X11R6/bin";
+const PATH: &str =
+    "/command:/usr/local/bin:/usr/local/sbin:/bin:/sbin:/usr/bin:/usr/sbin:/usr/X11R6/bin";
 
 pub fn main(args: Vec<OsString>) -> i32 {
     let dir = args
@@ -29,7 +30,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     path.push(PATH);
     // Standard descriptors to /dev/null, as the original script's `exec </dev/null >/dev/null
     // 2>/dev/null`.
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         use std::os::fd::AsRawFd;
         for fd in 0..3 {
             let _ = nix::unistd::dup2(null.as_raw_fd(), fd);

@@ -38,11 +38,17 @@ fn svscan(dir: &Path, log: &Path) -> Proc {
 fn children_of(pid: u32) -> Vec<(u32, String)> {
     let mut v = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
-        let Some(rest) = stat.rsplit(')').next() else { continue };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit(')').next() else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) && f[0] != "Z" {
-            let cmd = fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " ");
+            let cmd = fs::read_to_string(e.path().join("cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " ");
             v.push((e.file_name().to_string_lossy().parse().unwrap(), cmd));
         }
     }
@@ -62,14 +68,20 @@ fn picks_up_services_skips_dot_names_and_uses_our_supervise() {
     must(LONG, "a up", || pid(&sv.join("a")).is_some());
     let kids = children_of(s.pid());
     assert!(
-        kids.iter().any(|(_, c)| c.starts_with(&format!("{} a", bin("supervise").display()))),
+        kids.iter()
+            .any(|(_, c)| c.starts_with(&format!("{} a", bin("supervise").display()))),
         "{kids:?}"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!sv.join(".hidden/supervise").exists(), "dot-names must be skipped");
+    assert!(
+        !sv.join(".hidden/supervise").exists(),
+        "dot-names must be skipped"
+    );
     // a new service is picked up by the periodic scan (every 5 s)
     write_exec(&sv.join("b/run"), SLEEPER);
-    must(LONG, "b up by the periodic scan", || pid(&sv.join("b")).is_some());
+    must(LONG, "b up by the periodic scan", || {
+        pid(&sv.join("b")).is_some()
+    });
     // symlinked service directories count too
     let real = t.path().join("elsewhere");
     write_exec(&real.join("run"), SLEEPER);
@@ -117,7 +129,8 @@ fn log_pipe_survives_restarts_of_both_sides() {
     let _s = svscan(&sv, &t.path().join("err"));
     let outp = t.path().join("out");
     must(LONG, "four complete service runs logged", || {
-        fs::read_to_string(&outp).is_ok_and(|s| s.lines().filter(|l| l.ends_with("-end")).count() >= 4)
+        fs::read_to_string(&outp)
+            .is_ok_and(|s| s.lines().filter(|l| l.ends_with("-end")).count() >= 4)
     });
     let text = fs::read_to_string(&outp).unwrap();
     let mut expect = Vec::new();
@@ -129,7 +142,10 @@ fn log_pipe_survives_restarts_of_both_sides() {
     }
     let got: Vec<&str> = text.lines().take(expect.len()).collect();
     assert_eq!(got, expect, "lines lost or out of order");
-    let logruns = fs::read_to_string(t.path().join("logruns")).unwrap().lines().count();
+    let logruns = fs::read_to_string(t.path().join("logruns"))
+        .unwrap()
+        .lines()
+        .count();
     assert!(logruns >= 5, "the logger restarted only {logruns} times");
 }
 
@@ -146,16 +162,26 @@ fn vanished_directory_keeps_its_supervise_until_svc_dx() {
     std::thread::sleep(Duration::from_millis(500));
     s.signal(nix::sys::signal::SIGALRM);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(svok(&moved), "svscan must not stop the supervise of a vanished directory");
+    assert!(
+        svok(&moved),
+        "svscan must not stop the supervise of a vanished directory"
+    );
     assert!(pid(&moved).is_some());
     // svc -dx ends it, and svscan does not start it again
-    assert_eq!(run(Command::new(bin("svc")).arg("-dx").arg(&moved)).status.code(), Some(0));
+    assert_eq!(
+        run(Command::new(bin("svc")).arg("-dx").arg(&moved))
+            .status
+            .code(),
+        Some(0)
+    );
     must(LONG, "supervise gone", || !svok(&moved));
     s.signal(nix::sys::signal::SIGALRM);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!svok(&moved));
     assert!(
-        !children_of(s.pid()).iter().any(|(_, c)| c.contains("supervise")),
+        !children_of(s.pid())
+            .iter()
+            .any(|(_, c)| c.contains("supervise")),
         "{:?}",
         children_of(s.pid())
     );
@@ -168,7 +194,12 @@ fn exited_supervise_is_restarted_at_next_scan() {
     write_exec(&sv.join("a/run"), SLEEPER);
     let s = svscan(&sv, &t.path().join("err"));
     must(LONG, "a up", || pid(&sv.join("a")).is_some());
-    assert_eq!(run(Command::new(bin("svc")).arg("-dx").arg(sv.join("a"))).status.code(), Some(0));
+    assert_eq!(
+        run(Command::new(bin("svc")).arg("-dx").arg(sv.join("a")))
+            .status
+            .code(),
+        Some(0)
+    );
     must(LONG, "supervise exited", || !svok(&sv.join("a")));
     s.signal(nix::sys::signal::SIGALRM);
     must(LONG, "supervise back", || svok(&sv.join("a")));
@@ -196,21 +227,34 @@ fn readproctitle_shows_input_in_ps() {
     );
     let mut stdin = p.child.stdin.take().unwrap();
     use std::io::Write;
-    stdin.write_all(b"first line\nsomething broke: xyzzy\n").unwrap();
+    stdin
+        .write_all(b"first line\nsomething broke: xyzzy\n")
+        .unwrap();
     stdin.flush().unwrap();
     let cmdline = format!("/proc/{}/cmdline", p.pid());
     must(LONG, "ps shows the last input", || {
-        fs::read(&cmdline).is_ok_and(|c| String::from_utf8_lossy(&c).contains("something broke: xyzzy\n"))
+        fs::read(&cmdline)
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("something broke: xyzzy\n"))
     });
     let c = fs::read(&cmdline).unwrap();
     let text = String::from_utf8_lossy(&c);
-    assert!(text.contains("/readproctitle\0service\0errors:\0"), "{text:?}");
-    assert_eq!(c.len(), bin("readproctitle").as_os_str().len() + 1 + "service errors: ".len() + 60 + 1);
+    assert!(
+        text.contains("/readproctitle\0service\0errors:\0"),
+        "{text:?}"
+    );
+    assert_eq!(
+        c.len(),
+        bin("readproctitle").as_os_str().len() + 1 + "service errors: ".len() + 60 + 1
+    );
     drop(stdin);
     assert_eq!(p.wait_timeout(LONG).and_then(|s| s.code()), Some(0));
     // bad arguments: exit 100
     for args in [&[][..], &["abcd"][..]] {
-        let o = run_with_input(Command::new(bin("readproctitle")).args(args), Some(b""), LONG);
+        let o = run_with_input(
+            Command::new(bin("readproctitle")).args(args),
+            Some(b""),
+            LONG,
+        );
         assert_eq!(o.status.code(), Some(100), "{args:?}");
     }
 }
@@ -219,7 +263,10 @@ fn readproctitle_shows_input_in_ps() {
 fn svscanboot_runs_services_with_errors_in_readproctitle() {
     let t = tempdir();
     let sv = t.path().join("service");
-    write_exec(&sv.join("a/run"), "#!/bin/sh\necho 'a-complains-loudly' >&2\nexec sleep 1000\n");
+    write_exec(
+        &sv.join("a/run"),
+        "#!/bin/sh\necho 'a-complains-loudly' >&2\nexec sleep 1000\n",
+    );
     let p = Proc::spawn(Command::new(bin("svscanboot")).arg(&sv));
     must(LONG, "a up", || pid(&sv.join("a")).is_some());
     let cmdline = format!("/proc/{}/cmdline", p.pid());
