@@ -158,8 +158,9 @@ impl Engine {
         }
 
         let mut buf = vec![0u8; READ];
+        // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
+        // for while finishing a line after SIGTERM.
         let stdin = io::stdin();
-        let mut input = stdin.lock();
         let mut last_newline = true;
         loop {
             // daemontools' flush before every read.
@@ -176,7 +177,7 @@ impl Engine {
             let want = if exiting { 1 } else { READ };
             {
                 let fds = &mut [
-                    PollFd::new(input.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
                     PollFd::new(wake.0.as_fd(), PollFlags::POLLIN),
                 ];
                 match poll(fds, PollTimeout::NONE) {
@@ -201,19 +202,14 @@ impl Engine {
                     continue;
                 }
             }
-            let n = match input.read(&mut buf[..want]) {
+            let n = match nix::unistd::read(stdin.as_raw_fd(), &mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        || e.kind() == io::ErrorKind::WouldBlock =>
-                {
-                    continue;
-                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                 Err(e) => {
                     warn(&format!(
                         "unable to read input: {}; treating it as the end",
-                        io_text(&e)
+                        crate::errtext::nix_text(e)
                     ));
                     break;
                 }
