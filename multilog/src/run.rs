@@ -4,7 +4,7 @@
 //!
 //! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
 //! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
-//! flush points logically every 1024 bytes of input while reading up to 256 KiB per system
+//! flush points logically every 1024 bytes of input while reading up to 1 MiB per system
 //! call. The only per-line system call is `=FILE`'s status write, which the format needs.
 //!
 //! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
@@ -26,14 +26,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::dir::{Cyclog, pause, warn};
 use crate::errtext::io_text;
 use crate::script::{Action, Script, matches, parse};
-use crate::stamp::{Clock, ISO_LEN, tai64n_label};
+use crate::stamp::{Clock, ISO_LEN};
 
 /// daemontools' line buffer: patterns, `e` and `=` see at most this much of a line
 /// (prefix included); lines longer than it go to directories whole.
 const LINE: usize = 1000;
 /// daemontools' read size, whose flush points we replay.
 const BLOCK: u64 = 1024;
-const READ: usize = 256 * 1024;
+const READ: usize = 1024 * 1024;
 
 enum State {
     /// Between lines.
@@ -161,6 +161,12 @@ impl Engine {
         // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
         // for while finishing a line after SIGTERM.
         let stdin = io::stdin();
+        // A larger pipe means fewer wake-ups of the writer and of us (best effort: stdin may
+        // not be a pipe, or the system limit may be lower).
+        let _ = nix::fcntl::fcntl(
+            stdin.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+        );
         let mut last_newline = true;
         loop {
             // daemontools' flush before every read.
@@ -269,7 +275,8 @@ impl Engine {
         if self.script.tai || self.script.iso {
             let (s, ns) = self.clock.now();
             if self.script.tai {
-                self.prefix[..25].copy_from_slice(&tai64n_label(s, ns));
+                let label = self.clock.label(s, ns);
+                self.prefix[..25].copy_from_slice(&label);
                 self.prefix[25] = b' ';
                 n = 26;
             }
