@@ -18,7 +18,7 @@ import sys
 n = int(sys.argv[2])
 with open(sys.argv[1], "w") as f:
     for i in range(n):
-        f.write("%07d qmail: 1732611234.123456 delivery %d: success: did_1+0+0/ some padding text ok\n" % (i, i))
+        f.write("%07d qmail: 1732611234.123456 delivery %07d: success: 192.0.2.7_accepted_message./Remote_host_said:_250_ok\n" % (i, i))
 PY
 bytes=$(stat -c %s "$input")
 echo "input: $LINES lines, $bytes bytes ($((bytes / LINES)) bytes/line)"
@@ -34,24 +34,25 @@ order=(ours daemontools s6-log svlogd cat)
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-12s %10s %14s   %s\n' program "median s" "lines/s" "command"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+printf '%-12s %10s %14s %10s   %s\n' program "median s" "lines/s" "cpu s" "command"
 for name in "${order[@]}"; do
   cmd=${CMDS[$name]}
   bin=${cmd%% *}
   if [ "$name" != cat ] && [ ! -x "$bin" ]; then
-    printf '%-12s %10s %14s   %s\n' "$name" "-" "not installed" "$cmd"
+    printf '%-12s %10s %14s %10s   %s\n' "$name" "-" "not installed" "-" "$cmd"
     continue
   fi
-  times=()
+  times=(); cpus=()
   for _ in $(seq "$RUNS"); do
     rm -rf "$work/run"; mkdir -p "$work/run"
     if [ "$name" = svlogd ]; then mkdir "$work/run/dir"; printf 's16777215\nn5\n' > "$work/run/dir/config"; fi
     sync
-    s=$(date +%s.%N)
-    (cd "$work/run" && cat "$input" | sh -c "$cmd")
-    e=$(date +%s.%N)
-    times+=("$(echo "$e - $s" | bc)")
+    # wall seconds, and user+system seconds of the whole pipeline (the feeding cat included)
+    read -r wall usr sys < <(cd "$work/run" && /usr/bin/time -f "%e %U %S" sh -c "cat '$input' | $cmd" 2>&1 >/dev/null | tail -1)
+    times+=("$wall"); cpus+=("$(echo "$usr + $sys" | bc)")
   done
   m=$(printf '%s\n' "${times[@]}" | median)
-  printf '%-12s %10.3f %14.0f   cat input | %s\n' "$name" "$m" "$(echo "$LINES / $m" | bc -l)" "$cmd"
+  c=$(printf '%s\n' "${cpus[@]}" | median)
+  printf '%-12s %10.3f %14.0f %10.2f   cat input | %s\n' "$name" "$m" "$(echo "$LINES / $m" | bc -l)" "$c" "$cmd"
 done
