@@ -210,7 +210,9 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
     d("boot", Owner::Root, 0o755);
     d("doc", Owner::Root, 0o755);
     d("man", Owner::Root, 0o755);
-    for m in ["man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8"] {
+    for m in [
+        "man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8",
+    ] {
         d(&format!("man/{m}"), Owner::Root, 0o755);
     }
     d("alias", Owner::Alias, 0o2755);
@@ -277,7 +279,9 @@ fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 fn install_entry(e: &Entry, ids: &Ids, build: &Path) -> anyhow::Result<()> {
-    let ctx = |what: &str, err: io::Error| anyhow::anyhow!("unable to {what} {}: {err}", e.path.display());
+    let ctx = |what: &str, err: io::Error| {
+        anyhow::anyhow!("unable to {what} {}: {err}", e.path.display())
+    };
     match e.kind {
         Kind::Dir => match fs::create_dir(&e.path) {
             Ok(()) => {}
