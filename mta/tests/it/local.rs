@@ -1301,7 +1301,10 @@ fn e2e_every_line_form_extensions_and_aliases() {
     assert!(t.eq_ignore_ascii_case("ext-more.stuff|more.stuff\n"), "{t}");
     // Aliases: postmaster, and frank.berbig → .qmail-frank:berbig, both in ~alias.
     let alias = s.q.join("alias");
-    s.put_alias(".qmail-postmaster", "&alice@example.org\n");
+    // The installer's default aliases: postmaster → root; root (uid 0 is never delivered to
+    // directly, so root@ falls to ~alias/.qmail-root) → the admin.
+    s.put_alias(".qmail-postmaster", "&root\n");
+    s.put_alias(".qmail-root", "&alice@example.org\n");
     s.put_alias(".qmail-frank:berbig", "&bob@example.org\n");
     s.inject("carol@example.net", &["postmaster@example.org"], &msg("pm"));
     s.inject(
@@ -1316,7 +1319,8 @@ fn e2e_every_line_form_extensions_and_aliases() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     assert!(
-        all.contains("Delivered-To: postmaster@example.org\n"),
+        all.contains("Delivered-To: root@example.org\n")
+            && all.contains("Delivered-To: postmaster@example.org\n"),
         "{all}"
     );
     let all: String = files_in(&s.home("bob").join("Maildir/new"))
