@@ -62,7 +62,9 @@ pub const USERS_CDB_TROUBLE: &str = "Trouble reading users/cdb in qmail-lspawn."
 /// The longest user name qmail-getpw considers (its buffer size).
 const GETPW_USERLEN: usize = 32;
 
-/// Look up the owner of local part `local` (already lower-cased as qmail-send hands it).
+/// Look up the owner of local part `local`. The lookups lower-case it themselves, as qmail
+/// does; the extension returned keeps the case of `local` (so `$EXT` and `$DEFAULT` keep the
+/// sender's spelling, as in qmail), hence callers should pass the local part as received.
 pub fn lookup(local: &str) -> Result<Option<Assignment>, LookupError> {
     lookup_in(&crate::home::qmail_home(), local)
 }
@@ -248,6 +250,51 @@ fn alias_user(qmail_home: &Path, local: &str) -> Result<Option<Assignment>, Look
         dash: "-".into(),
         ext: local.into(),
     }))
+}
+
+/// The qmail-getpw program: `qmail-getpw LOCAL` prints
+/// `user\0uid\0gid\0home\0dash\0ext\0` for the password-file owner of LOCAL, or for the alias
+/// user; exit 100 without an argument, 111 on system trouble, 116 without an alias user.
+pub fn getpw_main() -> i32 {
+    use std::io::Write;
+    let Some(local) = std::env::args().nth(1) else {
+        return 100;
+    };
+    let qhome = crate::home::qmail_home();
+    let found = match getpw_lookup(&local) {
+        Ok(Some(a)) => Some(a),
+        Ok(None) => match alias_user(&qhome, &local) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("qmail-getpw: {e}");
+                return 111;
+            }
+        },
+        Err(e) => {
+            eprintln!("qmail-getpw: {e}");
+            return 111;
+        }
+    };
+    let Some(a) = found else {
+        return 116;
+    };
+    let mut out = Vec::new();
+    for f in [
+        a.user,
+        a.uid.to_string(),
+        a.gid.to_string(),
+        a.home.to_string_lossy().into_owned(),
+        a.dash,
+        a.ext,
+    ] {
+        out.extend_from_slice(f.as_bytes());
+        out.push(0);
+    }
+    let mut so = std::io::stdout().lock();
+    if so.write_all(&out).and_then(|_| so.flush()).is_err() {
+        return 111;
+    }
+    0
 }
 
 #[cfg(test)]

@@ -271,7 +271,7 @@ fn demo_boots_delivers_and_stops_cleanly() {
     // sendmail -t, as cron and mailx call it.
     let out = run_with_input(
         demo.cmd("sendmail").arg("-t").arg("-i"),
-        Some(b"To: bob@localhost\nSubject: via sendmail\n\nhello bob\n"),
+        Some(b"To: bob@demo.example\nSubject: via sendmail\n\nhello bob\n"),
         Duration::from_secs(60),
     );
     assert!(
