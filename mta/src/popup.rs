@@ -125,6 +125,7 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> Option
     if !fd3_ok {
         return Some("-ERR unable to create pipe\r\n");
     }
+    crate::smtpd::netio::restore_blocking();
     let spawned = Command::new(&args[0]).args(&args[1..]).spawn();
     // Our copy of fd 3 (unless it is `r` itself, which drops below).
     if r.as_raw_fd() != 3 {

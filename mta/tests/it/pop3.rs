@@ -122,7 +122,7 @@ impl Acct {
             .arg(checkprog)
             .arg(bin("qmail-pop3d"))
             .arg("Maildir")
-            .env("CHECKPASSWORD_USERS", &self.users)
+            .env("POPPASSWD", &self.users)
             .env("CHECKPASSWORD_PASSWD", self.dir.path().join("no-passwd"))
             .env("CHECKPASSWORD_SHADOW", self.dir.path().join("no-shadow"));
         c
@@ -545,7 +545,7 @@ fn checkpassword(a: &Acct, data: &[u8], prog: &[&str]) -> std::process::Output {
         .arg(sh)
         .arg("sh")
         .args(prog)
-        .env("CHECKPASSWORD_USERS", &a.users)
+        .env("POPPASSWD", &a.users)
         .env("CHECKPASSWORD_PASSWD", a.dir.path().join("passwd"))
         .env("CHECKPASSWORD_SHADOW", a.dir.path().join("shadow"));
     run_with_input(&mut c, None, Duration::from_secs(60))
@@ -738,7 +738,7 @@ fn pop_server(a: &Acct) -> Option<super::smtpd::Server> {
     let ns = a.dir.path().join("no-shadow");
     super::smtpd::serve(
         &[
-            ("CHECKPASSWORD_USERS", &users),
+            ("POPPASSWD", &users),
             ("CHECKPASSWORD_PASSWD", &np),
             ("CHECKPASSWORD_SHADOW", &ns),
         ],
