@@ -266,6 +266,10 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn finish(io: &mut NetIo, sub: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> i32 {
+    // As in C, a NUL ends the string: it must not shift the fields on fd 3.
+    let user = &user[..memchr::memchr(0, user).unwrap_or(user.len())];
+    let plen = memchr::memchr(0, pass).unwrap_or(pass.len());
+    let pass = &mut pass[..plen];
     if io.flush().is_err() {
         return 1;
     }

@@ -332,6 +332,10 @@ fn wrong_password_and_unknown_user_look_the_same() {
         d.cmd("APOP popu 0123456789abcdef0123456789abcdef", false),
         "-ERR authorization failed\r\n"
     );
+    // A NUL in the user name cannot smuggle a password field onto fd 3.
+    let mut d = Dialogue::start(a.popup_cmd(&cp));
+    assert_eq!(d.cmd("USER popu\u{0}secret", false), "+OK \r\n");
+    assert_eq!(d.cmd("PASS x", false), "-ERR authorization failed\r\n");
     // AUTH PLAIN with a wrong password, and with another authorization identity: the same.
     let mut d = Dialogue::start(a.popup_cmd(&cp));
     assert_eq!(
