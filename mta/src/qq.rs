@@ -103,7 +103,7 @@ impl QueueClient {
         })
     }
 
-    /// The queue program's process id (qmail-smtpd's "qp").
+    /// The qmail-queue process id: the "qp" that qmail-send logs for bounces.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

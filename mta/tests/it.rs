@@ -1,6 +1,14 @@
-//! Integration tests of the mta crate (one binary; each engineer adds a module line).
+//! Integration tests of the mta crate, one module per area.
 
+#[path = "it/local.rs"]
+mod local;
+
+#[path = "it/inject.rs"]
+mod inject;
 #[path = "it/pop3.rs"]
 mod pop3;
 #[path = "it/smtpd.rs"]
 mod smtpd;
+
+#[path = "it/remote.rs"]
+mod remote;
