@@ -901,6 +901,9 @@ fn fetchmail_retrieves_and_deletes() {
             .arg("-f")
             .arg(&rc)
             .arg("--nodetach")
+            // As root fetchmail's lock is /var/run/fetchmail.pid: keep ours private.
+            .arg("--pidfile")
+            .arg(fhome.join("fetchmail.pid"))
             .arg("-v")
             .env("HOME", &fhome)
             .env("FETCHMAILHOME", &fhome),
@@ -1236,6 +1239,9 @@ fn end_to_end_smtp_clients_to_maildir_then_pop3_clients() {
             .arg("-f")
             .arg(&rc)
             .arg("--nodetach")
+            // As root fetchmail's lock is /var/run/fetchmail.pid: keep ours private.
+            .arg("--pidfile")
+            .arg(fhome.join("fetchmail.pid"))
             .env("HOME", &fhome)
             .env("FETCHMAILHOME", &fhome),
         None,
