@@ -1217,6 +1217,11 @@ struct Queue {
 
 impl Queue {
     fn new(sink: &Sink) -> Queue {
+        Queue::with(sink, |_| {})
+    }
+
+    /// `setup` runs on the new home before qmail-send starts.
+    fn with(sink: &Sink, setup: impl FnOnce(&Path)) -> Queue {
         use std::os::unix::fs::PermissionsExt;
         let t = tempdir();
         // qmail-remote runs as qmailr when we are root: the tree must be reachable.
@@ -1244,6 +1249,7 @@ qmailq:64205:64200\nqmailr:64206:64200\nqmails:64207:64200\nqmail:64200:64200\nn
             format!("remote.test:127.0.0.1:{}\n", sink.port),
         )
         .unwrap();
+        setup(&home);
         let log = t.path().join("send.log");
         let mut q = Queue {
             _t: t,
@@ -1421,4 +1427,106 @@ fn end_to_end_5xx_bounces_with_the_servers_text() {
     assert!(b.data.contains("<bad@remote.test>:"), "{}", b.data);
     assert!(b.data.contains("550 5.1.1 no such user"), "{}", b.data);
     assert!(b.data.contains("Subject: doomed"), "{}", b.data);
+}
+
+#[test]
+fn end_to_end_outgoing_alias_recipe_then_maildirsmtp() {
+    let Some(sink) = Sink::start() else { return };
+    let root = nix::unistd::geteuid().is_root();
+    let q = Queue::with(&sink, |home| {
+        use std::os::unix::fs::PermissionsExt;
+        // Every non-local domain goes to the alias user's "outgoing" Maildir.
+        std::fs::write(home.join("control/virtualdomains"), ":alias-outgoing\n").unwrap();
+        let alias = home.join("alias");
+        let md = maildir(&alias);
+        std::fs::write(alias.join(".qmail-outgoing-default"), "./outgoing/\n").unwrap();
+        std::fs::set_permissions(
+            alias.join(".qmail-outgoing-default"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        if root {
+            for p in [md.clone(), md.join("new"), md.join("cur"), md.join("tmp")] {
+                std::os::unix::fs::chown(&p, Some(64201), Some(64200)).unwrap();
+            }
+            std::os::unix::fs::chown(
+                alias.join(".qmail-outgoing-default"),
+                Some(64201),
+                Some(64200),
+            )
+            .unwrap();
+        }
+        // In a real install `alias` is a password-file user, so qmail-getpw's rules send
+        // alias-outgoing-X to ~alias/.qmail-outgoing-X. Here the alias user exists only in
+        // QMAILHOME/ids, so users/assign says the same thing explicitly.
+        let (uid, gid) = if root {
+            (64201, 64200)
+        } else {
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        };
+        std::fs::write(
+            home.join("users/assign"),
+            format!("+alias-:alias:{uid}:{gid}:{}:-::\n.\n", alias.display()),
+        )
+        .unwrap();
+        let out = Command::new(home.join("bin/qmail-newu"))
+            .env("QMAILHOME", home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "qmail-newu: {out:?}");
+    });
+    let md = q.home.join("alias/outgoing");
+    q.inject(
+        b"Subject: via the link\n\nhello\n",
+        "alice@example.org",
+        &["dave@far.example"],
+    );
+    q.wait_log("to local alias-outgoing-dave@far.example");
+    q.wait_log(": success: ");
+    let mut file = PathBuf::new();
+    must(
+        Duration::from_secs(30),
+        "the message in outgoing/new",
+        || match std::fs::read_dir(md.join("new")).unwrap().flatten().next() {
+            Some(e) => {
+                file = e.path();
+                true
+            }
+            None => false,
+        },
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(
+            "Return-Path: <alice@example.org>\nDelivered-To: alias-outgoing-dave@far.example\n"
+        ),
+        "{text}"
+    );
+    // The link is up: push the Maildir to the provider.
+    let out = Command::new(bin("maildirsmtp"))
+        .arg(&md)
+        .arg("alias-outgoing-")
+        .arg(format!("127.0.0.1:{}", sink.port))
+        .arg("example.org")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let m = sink.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].from, "alice@example.org");
+    assert_eq!(m[0].to, vec!["dave@far.example"]);
+    assert!(
+        m[0].data.contains("Subject: via the link\r\n\r\nhello\r\n"),
+        "{}",
+        m[0].data
+    );
+    assert!(
+        !m[0].data.contains("Delivered-To: alias-outgoing"),
+        "{}",
+        m[0].data
+    );
+    assert!(!file.exists());
 }
