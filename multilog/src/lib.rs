@@ -1,1 +1,25 @@
 //! multilog, tai64n and tai64nlocal: daemontools-compatible log handling.
+//!
+//! * [`run`] — `multilog SCRIPT…`: the whole daemontools 0.76 script language ([`script`]),
+//!   log directories with daemontools' files, modes, rotation points and crash-safe rotation
+//!   order ([`dir`]). Same input and script ⇒ the same directory as Debian's multilog.
+//! * [`tai`] — `tai64n` and `tai64nlocal`, byte for byte as daemontools'.
+//!
+//! Where we differ from daemontools on purpose:
+//! * actions `STOTAL` (cap on the archived bytes, as s6-log) and `T` (ISO 8601 UTC prefix);
+//! * unknown or malformed actions, a misplaced `t`, an empty `!`, and scripts that would
+//!   discard every line are refused (exit 100) instead of silently ignored;
+//! * a failing step is retried after 1 second (daemontools: 5), and messages name the exit
+//!   status or signal of a failed processor; a processor still running after 5 s is reported;
+//! * the log directory is fsynced after every rename, link and removal;
+//! * `t` stamps never go backwards when the clock is stepped back;
+//! * the processor runs with SIGTERM/SIGALRM unblocked (daemontools leaks its blocked mask);
+//! * `tai64nlocal` leaves a line unchanged when its stamp is out of range, where daemontools'
+//!   crashes.
+
+pub mod dir;
+pub mod errtext;
+pub mod run;
+pub mod script;
+pub mod stamp;
+pub mod tai;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(multilog::tai::tai64n_main());
+}

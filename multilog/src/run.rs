@@ -1,0 +1,479 @@
+//! The multilog main loop: read stdin in large blocks, cut it into lines with memchr, stamp
+//! each line (one clock read per line, as daemontools), run the script's selection and hand
+//! the lines to the directories.
+//!
+//! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
+//! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
+//! flush points logically every 1024 bytes of input while reading up to 1 MiB per system
+//! call. The only per-line system call is `=FILE`'s status write, which the format needs.
+//!
+//! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
+//! did not end in a newline, so nothing after that line is taken from the pipe), flushes,
+//! and exits 0. SIGALRM rotates every non-empty directory at the next read. Both wake a
+//! blocked read through a self-pipe.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::dir::{Cyclog, pause, warn};
+use crate::errtext::io_text;
+use crate::script::{Action, Script, matches, parse};
+use crate::stamp::{Clock, ISO_LEN};
+
+/// daemontools' line buffer: patterns, `e` and `=` see at most this much of a line
+/// (prefix included); lines longer than it go to directories whole.
+const LINE: usize = 1000;
+/// daemontools' read size, whose flush points we replay.
+const BLOCK: u64 = 1024;
+const READ: usize = 1024 * 1024;
+
+enum State {
+    /// Between lines.
+    Idle,
+    /// In the first 1000 bytes of a line that continues in the next read (prefix included).
+    First,
+    /// Past the first 1000 bytes of a long line: the rest streams to the selected dirs.
+    Rest,
+}
+
+struct Engine {
+    script: Script,
+    dirs: Vec<Cyclog>,
+    status: Vec<File>,
+    clock: Clock,
+    needs_line: bool,
+    prefix: [u8; 25 + 1 + ISO_LEN],
+    prefix_len: usize,
+    line: Vec<u8>,
+    state: State,
+    errbuf: Vec<u8>,
+    /// Input offset of the next replayed 1024-byte read.
+    next_block: u64,
+    /// Input offset of the start of the current read.
+    base: u64,
+}
+
+/// Entry point of the `multilog` program; returns the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    if args.is_empty() {
+        let _ = writeln!(io::stderr(), "multilog: usage: multilog script");
+        return 100;
+    }
+    let script = match parse(&args) {
+        Ok(s) => s,
+        Err(m) => {
+            let _ = writeln!(io::stderr(), "multilog: fatal: {m}");
+            return 100;
+        }
+    };
+    match Engine::start(script) {
+        Ok(mut e) => e.run(),
+        Err(m) => {
+            let _ = writeln!(io::stderr(), "multilog: fatal: {m}");
+            111
+        }
+    }
+}
+
+impl Engine {
+    fn start(script: Script) -> Result<Engine, String> {
+        let mut status = Vec::new();
+        for p in &script.status {
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| format!("unable to create {}: {}", p.display(), io_text(&e)))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("unable to write {}: {}", p.display(), io_text(&e)))?;
+            status.push(f);
+        }
+        let mut clock = Clock::new();
+        let mut dirs = Vec::new();
+        for spec in &script.dirs {
+            dirs.push(Cyclog::open(spec.clone(), &mut clock).map_err(|f| f.0)?);
+        }
+        let needs_line = script.needs_line();
+        Ok(Engine {
+            script,
+            dirs,
+            status,
+            clock,
+            needs_line,
+            prefix: [0; 25 + 1 + ISO_LEN],
+            prefix_len: 0,
+            line: Vec::with_capacity(LINE),
+            state: State::Idle,
+            errbuf: Vec::new(),
+            next_block: BLOCK,
+            base: 0,
+        })
+    }
+
+    fn run(&mut self) -> i32 {
+        let term = Arc::new(AtomicBool::new(false));
+        let alarm = Arc::new(AtomicBool::new(false));
+        let wake = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "multilog: fatal: unable to create pipe: {}",
+                    io_text(&e)
+                );
+                return 111;
+            }
+        };
+        let _ = wake.0.set_nonblocking(true);
+        let _ = wake.1.set_nonblocking(true);
+        for (sig, flag) in [
+            (signal_hook::consts::SIGTERM, &term),
+            (signal_hook::consts::SIGALRM, &alarm),
+        ] {
+            let ok = signal_hook::flag::register(sig, Arc::clone(flag)).is_ok()
+                && wake
+                    .1
+                    .try_clone()
+                    .map(|w| signal_hook::low_level::pipe::register(sig, w).is_ok())
+                    .unwrap_or(false);
+            if !ok {
+                let _ = writeln!(
+                    io::stderr(),
+                    "multilog: fatal: unable to catch signal {sig}"
+                );
+                return 111;
+            }
+        }
+
+        let mut buf = vec![0u8; READ];
+        // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
+        // for while finishing a line after SIGTERM.
+        let stdin = io::stdin();
+        // A larger pipe means fewer wake-ups of the writer and of us (best effort: stdin may
+        // not be a pipe, or the system limit may be lower).
+        let _ = nix::fcntl::fcntl(
+            stdin.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+        );
+        let mut last_newline = true;
+        loop {
+            // daemontools' flush before every read.
+            self.flush_all();
+            if alarm.swap(false, Ordering::SeqCst) {
+                for d in &mut self.dirs {
+                    d.force_rotate(&mut self.clock);
+                }
+            }
+            let exiting = term.load(Ordering::SeqCst);
+            if exiting && last_newline {
+                break;
+            }
+            let want = if exiting { 1 } else { READ };
+            {
+                let fds = &mut [
+                    PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(wake.0.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        warn(&format!(
+                            "unable to wait for input: {}",
+                            crate::errtext::nix_text(e)
+                        ));
+                        std::thread::sleep(crate::dir::PAUSE);
+                        continue;
+                    }
+                }
+                let woke = fds[1].revents().is_some_and(|r| !r.is_empty());
+                let ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+                if woke {
+                    let mut sink = [0u8; 64];
+                    while (&wake.0).read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+                }
+                if !ready {
+                    continue;
+                }
+            }
+            let n = match nix::unistd::read(stdin.as_raw_fd(), &mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+                Err(e) => {
+                    warn(&format!(
+                        "unable to read input: {}; treating it as the end",
+                        crate::errtext::nix_text(e)
+                    ));
+                    break;
+                }
+            };
+            last_newline = buf[n - 1] == b'\n';
+            self.batch(&buf[..n]);
+            self.base += n as u64;
+        }
+        self.end_of_input();
+        let _ = wake.0.as_raw_fd();
+        0
+    }
+
+    fn flush_all(&mut self) {
+        for d in &mut self.dirs {
+            d.flush_out(&mut self.clock);
+        }
+        if !self.errbuf.is_empty() {
+            let _ = io::stderr().write_all(&self.errbuf);
+            self.errbuf.clear();
+        }
+    }
+
+    fn end_of_input(&mut self) {
+        self.flush_all();
+        match self.state {
+            State::Idle => {}
+            State::First => {
+                let line = std::mem::take(&mut self.line);
+                self.select(&line);
+                self.put_line(&line, true);
+                self.line = line;
+            }
+            State::Rest => self.put_newline(),
+        }
+        self.state = State::Idle;
+        self.flush_all();
+        for d in &mut self.dirs {
+            d.quit(&mut self.clock);
+        }
+    }
+
+    /// Replay daemontools' flushes for every 1024-byte read that starts at or before
+    /// input offset `upto`.
+    #[inline]
+    fn advance(&mut self, upto: u64) {
+        while self.next_block <= upto {
+            for d in &mut self.dirs {
+                d.flush(&mut self.clock);
+            }
+            self.next_block += BLOCK;
+        }
+    }
+
+    fn stamp(&mut self) {
+        let mut n = 0;
+        if self.script.tai || self.script.iso {
+            let (s, ns) = self.clock.now();
+            if self.script.tai {
+                let label = self.clock.label(s, ns);
+                self.prefix[..25].copy_from_slice(&label);
+                self.prefix[25] = b' ';
+                n = 26;
+            }
+            if self.script.iso {
+                let mut v = Vec::with_capacity(ISO_LEN);
+                self.clock.push_iso(&mut v, s, ns);
+                self.prefix[n..n + ISO_LEN].copy_from_slice(&v);
+                n += ISO_LEN;
+            }
+        }
+        self.prefix_len = n;
+    }
+
+    /// Handle one read of input, `buf`, which starts at input offset `self.base`.
+    fn batch(&mut self, buf: &[u8]) {
+        // The read itself is a replayed block start (its flush was done before reading).
+        self.next_block = self.base + BLOCK;
+        let base = self.base;
+        let mut i = 0usize;
+        while i < buf.len() {
+            match self.state {
+                State::Idle => {
+                    self.stamp();
+                    let avail = LINE - self.prefix_len;
+                    let lim = buf.len().min(i + avail);
+                    if let Some(k) = memchr::memchr(b'\n', &buf[i..lim]) {
+                        let nl = i + k;
+                        self.advance(base + nl as u64);
+                        self.line_from_parts(&buf[i..nl], true);
+                        i = nl + 1;
+                    } else if i + avail <= buf.len() {
+                        let end = i + avail;
+                        self.advance(base + end as u64 - 1);
+                        self.line_from_parts(&buf[i..end], false);
+                        self.state = State::Rest;
+                        i = end;
+                    } else {
+                        self.line.clear();
+                        self.line.extend_from_slice(&self.prefix[..self.prefix_len]);
+                        self.line.extend_from_slice(&buf[i..]);
+                        self.state = State::First;
+                        i = buf.len();
+                    }
+                }
+                State::First => {
+                    let avail = LINE - self.line.len();
+                    let lim = buf.len().min(i + avail);
+                    let mut line = std::mem::take(&mut self.line);
+                    if let Some(k) = memchr::memchr(b'\n', &buf[i..lim]) {
+                        let nl = i + k;
+                        line.extend_from_slice(&buf[i..nl]);
+                        self.advance(base + nl as u64);
+                        self.select(&line);
+                        self.put_line(&line, true);
+                        self.state = State::Idle;
+                        i = nl + 1;
+                    } else if i + avail <= buf.len() {
+                        let end = i + avail;
+                        line.extend_from_slice(&buf[i..end]);
+                        self.advance(base + end as u64 - 1);
+                        self.select(&line);
+                        self.put_line(&line, false);
+                        self.state = State::Rest;
+                        i = end;
+                    } else {
+                        line.extend_from_slice(&buf[i..]);
+                        i = buf.len();
+                    }
+                    self.line = line;
+                }
+                State::Rest => {
+                    let (end, done) = match memchr::memchr(b'\n', &buf[i..]) {
+                        Some(k) => (i + k, true),
+                        None => (buf.len(), false),
+                    };
+                    let mut pos = i;
+                    while pos < end {
+                        self.advance(base + pos as u64);
+                        let seg = end.min((self.next_block - base) as usize);
+                        for d in &mut self.dirs {
+                            if d.selected {
+                                d.append(&buf[pos..seg]);
+                                d.stream_len(seg - pos, &mut self.clock);
+                            }
+                        }
+                        pos = seg;
+                    }
+                    if done {
+                        self.advance(base + end as u64);
+                        self.put_newline();
+                        self.state = State::Idle;
+                        i = end + 1;
+                    } else {
+                        i = end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line (or a long line's first part) whose text is the current prefix + `content`.
+    #[inline]
+    fn line_from_parts(&mut self, content: &[u8], newline: bool) {
+        if self.needs_line {
+            let mut line = std::mem::take(&mut self.line);
+            line.clear();
+            line.extend_from_slice(&self.prefix[..self.prefix_len]);
+            line.extend_from_slice(content);
+            self.select(&line);
+            self.put_line(&line, newline);
+            self.line = line;
+            return;
+        }
+        let total = self.prefix_len + content.len();
+        for d in &mut self.dirs {
+            d.selected = true;
+            d.append(&self.prefix[..self.prefix_len]);
+            d.append(content);
+            d.put_len(total, &mut self.clock);
+            if newline {
+                d.append(b"\n");
+                d.put_len(1, &mut self.clock);
+            }
+        }
+    }
+
+    /// Run the selection actions on `line` (at most 1000 bytes, prefix included).
+    fn select(&mut self, line: &[u8]) {
+        let mut sel = true;
+        for a in &self.script.actions {
+            match a {
+                Action::Select(true, p) => {
+                    if !sel && matches(p, line) {
+                        sel = true;
+                    }
+                }
+                Action::Select(false, p) => {
+                    if sel && matches(p, line) {
+                        sel = false;
+                    }
+                }
+                Action::Stderr => {
+                    if sel {
+                        if line.len() > 200 {
+                            self.errbuf.extend_from_slice(&line[..200]);
+                            self.errbuf.extend_from_slice(b"...\n");
+                        } else {
+                            self.errbuf.extend_from_slice(line);
+                            self.errbuf.push(b'\n');
+                        }
+                    }
+                }
+                Action::Status(i) => {
+                    if sel {
+                        let mut block = [b'\n'; LINE + 1];
+                        block[..line.len()].copy_from_slice(line);
+                        let f = &self.status[*i];
+                        loop {
+                            match nix::sys::uio::pwrite(f, &block, 0) {
+                                Ok(n) if n == block.len() => break,
+                                Ok(_) => pause(&format!(
+                                    "unable to write {}, pausing: short write",
+                                    self.script.status[*i].display()
+                                )),
+                                Err(e) => pause(&format!(
+                                    "unable to write {}, pausing: {}",
+                                    self.script.status[*i].display(),
+                                    crate::errtext::nix_text(e)
+                                )),
+                            }
+                        }
+                    }
+                }
+                Action::Dir(j) => self.dirs[*j].selected = sel,
+            }
+        }
+    }
+
+    fn put_line(&mut self, line: &[u8], newline: bool) {
+        for d in &mut self.dirs {
+            if d.selected {
+                d.append(line);
+                d.put_len(line.len(), &mut self.clock);
+                if newline {
+                    d.append(b"\n");
+                    d.put_len(1, &mut self.clock);
+                }
+            }
+        }
+    }
+
+    fn put_newline(&mut self) {
+        for d in &mut self.dirs {
+            if d.selected {
+                d.append(b"\n");
+                d.put_len(1, &mut self.clock);
+            }
+        }
+    }
+}
