@@ -282,6 +282,7 @@ pub fn qmailanalog_main() -> i32 {
     let mut m = Matchup::new(true);
     let mut stamper = Stamper::default();
     let mut latest: Option<Stamp> = None;
+    let mut first_gap: Option<(usize, u64)> = None;
     input::for_each_line(&sources, &mut counts, |raw, counts| {
         if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
             counts.non_utf8 += 1;
@@ -315,7 +316,11 @@ pub fn qmailanalog_main() -> i32 {
             return;
         }
         m.emit = !before;
+        let gaps_before = gap_total(&m);
         m.line(s.text, &mut drive);
+        if first_gap.is_none() && gap_total(&m) != gaps_before {
+            first_gap = Some((counts.source, counts.line_no));
+        }
     });
     counts.bare = stamper.bare;
     if let Some(r) = drive.report.as_mut() {
@@ -333,6 +338,12 @@ pub fn qmailanalog_main() -> i32 {
     }
     let mut warnings = counts.warnings();
     warnings.extend(gap_notes(&m.counts));
+    if let Some((src, line)) = first_gap {
+        warnings.push(format!(
+            "first gap at {} line {line} (an older log file missing or rotated away?)",
+            sources.get(src).map(|s| s.name()).unwrap_or_default()
+        ));
+    }
     if let (Some(h), Some(path)) = (html.as_ref(), html_file.as_ref()) {
         let title = match (&pos[..], counts.first, counts.last) {
             ([], _, _) => "qmailanalog report".to_string(),
@@ -358,6 +369,11 @@ pub fn qmailanalog_main() -> i32 {
         return FATAL;
     }
     0
+}
+
+/// Gap events so far (see `matchup::Counts`).
+fn gap_total(m: &Matchup) -> u64 {
+    m.counts.delivery_without_start + m.counts.delivery_without_info + m.counts.end_without_info
 }
 
 fn fmt_time(t: Stamp) -> String {

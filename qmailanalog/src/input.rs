@@ -50,6 +50,9 @@ pub struct InputCounts {
     pub bare: u64,
     /// Files that could not be opened or read, with the reason.
     pub missing: Vec<String>,
+    /// Index (in the expanded source list) and line number of the line being processed.
+    pub source: usize,
+    pub line_no: u64,
     pub first: Option<Stamp>,
     pub last: Option<Stamp>,
 }
@@ -339,7 +342,9 @@ pub fn for_each_line(
     mut f: impl FnMut(&[u8], &mut InputCounts),
 ) {
     let mut buf: Vec<u8> = vec![0; 1 << 20];
-    for src in sources {
+    for (idx, src) in sources.iter().enumerate() {
+        counts.source = idx;
+        counts.line_no = 0;
         let mut reader: Box<dyn Read> = match src {
             Source::Stdin => Box::new(io::stdin().lock()),
             Source::File(p) => match File::open(p) {
@@ -383,6 +388,7 @@ pub fn for_each_line(
             while let Some(p) = memchr::memchr(b'\n', &buf[scan..end]) {
                 let nl = scan + p;
                 counts.lines += 1;
+                counts.line_no += 1;
                 f(&buf[start..nl], counts);
                 start = nl + 1;
                 scan = start;

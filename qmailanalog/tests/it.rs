@@ -622,6 +622,10 @@ fn gaps_where_the_start_was_rotated_away_are_reported() {
         "{err}"
     );
     assert!(err.contains("\"info msg\" line is not in the log"), "{err}");
+    assert!(
+        err.contains("first gap at ") && err.contains("/log/current line "),
+        "{err}"
+    );
     let completed: u64 = overall_value(&o.stdout, "Completed messages")
         .parse()
         .unwrap();
