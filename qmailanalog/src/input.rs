@@ -11,6 +11,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// Longest line kept (qmail-send's lines are a few kB at most).
+pub const MAX_LINE: usize = 16 << 20;
+
 /// A point in time: UNIX seconds and nanoseconds.
 pub type Stamp = (u64, u32);
 
@@ -40,6 +43,8 @@ pub struct InputCounts {
     pub unstamped: u64,
     /// Last lines of a file without a newline (skipped: multilog always ends a line).
     pub truncated: u64,
+    /// Lines longer than the limit (dropped).
+    pub overlong: u64,
     /// Lines holding bytes that are not UTF-8 (processed as bytes).
     pub non_utf8: u64,
     /// Lines whose stamp is earlier than an earlier line's (processed).
@@ -364,10 +369,18 @@ pub fn for_each_line(
         };
         counts.files += 1;
         let mut have = 0usize; // bytes of an incomplete line kept at buf[..have]
+        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
         loop {
             if have == buf.len() {
-                let n = buf.len() * 2;
-                buf.resize(n, 0);
+                if buf.len() >= MAX_LINE {
+                    // keep memory bounded: the rest of this line is dropped
+                    counts.overlong += 1;
+                    skipping = true;
+                    have = 0;
+                } else {
+                    let n = buf.len() * 2;
+                    buf.resize(n, 0);
+                }
             }
             let n = match reader.read(&mut buf[have..]) {
                 Ok(0) => break,
@@ -385,6 +398,21 @@ pub fn for_each_line(
             let mut start = 0;
             // lines are only cut at newlines that arrived in this read
             let mut scan = have;
+            if skipping {
+                match memchr::memchr(b'\n', &buf[have..end]) {
+                    Some(p) => {
+                        skipping = false;
+                        counts.lines += 1;
+                        counts.line_no += 1;
+                        start = have + p + 1;
+                        scan = start;
+                    }
+                    None => {
+                        have = 0;
+                        continue;
+                    }
+                }
+            }
             while let Some(p) = memchr::memchr(b'\n', &buf[scan..end]) {
                 let nl = scan + p;
                 counts.lines += 1;
@@ -400,7 +428,7 @@ pub fn for_each_line(
                 buf.shrink_to(1 << 20);
             }
         }
-        if have > 0 {
+        if have > 0 || skipping {
             counts.lines += 1;
             counts.truncated += 1;
         }
@@ -418,6 +446,13 @@ impl InputCounts {
             w.push(format!(
                 "{} truncated line(s) (no newline at the end of a file) skipped",
                 self.truncated
+            ));
+        }
+        if self.overlong > 0 {
+            w.push(format!(
+                "{} line(s) longer than {} MiB skipped",
+                self.overlong,
+                MAX_LINE >> 20
             ));
         }
         if self.unstamped > 0 {

@@ -694,6 +694,11 @@ fn bad_input_is_counted_and_reported_never_fatal() {
             _ => {}
         }
     }
+    // a 20 MB line without any newline inside, then the rest of the log
+    let mut huge = b"1700001800.000002 warning: ".to_vec();
+    huge.resize(20 << 20, b'x');
+    huge.push(b'\n');
+    log.extend_from_slice(&huge);
     log.extend_from_slice(b"1700001900.000000 new ms"); // cut off mid-line
     let d = tempdir();
     let f = d.path().join("send.log");
@@ -719,6 +724,7 @@ fn bad_input_is_counted_and_reported_never_fatal() {
         "missing input:",
         "no-such-dir",
         "1 truncated line(s)",
+        "1 line(s) longer than 16 MiB skipped",
         "2 line(s) without a tai64n or numeric timestamp",
         "1 line(s) with non-UTF-8 bytes",
         "1 line(s) with a timestamp earlier than the line before",
