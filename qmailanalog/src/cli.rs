@@ -355,7 +355,7 @@ pub fn qmailanalog_main() -> i32 {
             ),
             (p, _, _) => format!("qmailanalog report: {}", p.join(" ")),
         };
-        let page = h.render(&title, &counts, &m.counts);
+        let page = h.render_with_notes(&title, warnings.clone());
         if let Err(e) = write_file_atomic(path, page.as_bytes()) {
             die(prog, &format!("unable to write {path}: {e}"));
         }
