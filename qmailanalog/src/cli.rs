@@ -6,7 +6,7 @@ use crate::html::{Html, gap_notes};
 use crate::input::{self, InputCounts, Stamp, Stamper};
 use crate::matchup::{Matchup, Sink, WriteSink};
 use crate::reports::{self, Report};
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 
 /// Exit code for fatal errors, as in qmailanalog.
 pub const FATAL: i32 = 111;
@@ -406,11 +406,4 @@ fn write_file_atomic(path: &str, data: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-/// Read all of stdin (for tests and small tools).
-pub fn read_stdin() -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    io::stdin().lock().read_to_end(&mut v)?;
-    Ok(v)
 }
