@@ -9,8 +9,8 @@ restart guard of both implementations is not what is measured.
 import os, signal, statistics, struct, subprocess, sys, tempfile, time
 
 ROUNDS = int(os.environ.get("ROUNDS", "20"))
-ours = sys.argv[1]
-theirs = sys.argv[2] if len(sys.argv) > 2 else "/usr/bin/supervise"
+# Arguments: NAME=PATH …; the last one is the reference (daemontools).
+progs = [a.split("=", 1) for a in sys.argv[1:]]
 
 
 def status_pid(d):
@@ -23,11 +23,16 @@ def status_pid(d):
 
 
 def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
+    """VmRSS and the private part (Private_Clean + Private_Dirty), in kB."""
+    rss = priv = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
+            k, _, v = line.partition(":")
+            if k == "Rss":
+                rss = int(v.split()[0])
+            elif k in ("Private_Clean", "Private_Dirty"):
+                priv += int(v.split()[0])
+    return rss, priv
 
 
 def measure(prog):
@@ -69,16 +74,18 @@ def measure(prog):
 
 
 res = {}
-for name, prog in (("rqmail supervise", ours), ("daemontools supervise", theirs)):
+for name, prog in progs:
     res[name] = measure(prog)
 
-print("| supervisor | idle RSS (kB) | restart latency median (ms) | p90 (ms) | min (ms) |")
-print("| --- | ---: | ---: | ---: | ---: |")
-for name, (rss, lat) in res.items():
+print("| supervisor | idle RSS (kB) | private (kB) | restart latency median (ms) | p90 (ms) | min (ms) |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for name, ((rss, priv), lat) in res.items():
     lat.sort()
-    print(f"| {name} | {rss} | {statistics.median(lat):.2f} | {lat[int(len(lat)*0.9)-1]:.2f} | {lat[0]:.2f} |")
-o, t = res["rqmail supervise"], res["daemontools supervise"]
+    print(f"| {name} | {rss} | {priv} | {statistics.median(lat):.2f} | "
+          f"{lat[max(int(len(lat) * 0.9) - 1, 0)]:.2f} | {lat[0]:.2f} |")
+ref_name = progs[-1][0]
+(ref_rss, _), ref_lat = res[ref_name]
 print()
-print(f"RSS ratio (ours/daemontools): {o[0]/t[0]:.2f}; "
-      f"median latency ratio: {statistics.median(o[1])/statistics.median(t[1]):.2f} "
-      f"({ROUNDS} kills each)")
+for name, ((rss, _), lat) in list(res.items())[:-1]:
+    print(f"- {name}: RSS {rss / ref_rss:.2f}x {ref_name}, median restart latency "
+          f"{statistics.median(lat) / statistics.median(ref_lat):.2f}x ({ROUNDS} kills each)")
