@@ -324,24 +324,30 @@ fn second_supervise_is_refused() {
 }
 
 #[test]
-fn sigterm_to_supervise_leaves_service_running() {
-    let (_t, d) = service(SLEEPER);
-    let mut s = supervise(&d);
-    let p = wait_up(&d);
-    s.signal(nix::sys::signal::SIGTERM);
-    let st = s.wait_timeout(LONG).expect("supervise survived SIGTERM");
+fn sigterm_or_sighup_to_supervise_leaves_service_running() {
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(st.signal(), Some(libc::SIGTERM));
-    assert!(
-        alive(p),
-        "the service must survive its supervise, as with daemontools"
-    );
-    // a new supervise can take over the directory (and starts a new instance)
-    let _s2 = supervise(&d);
-    must(LONG, "new supervise running", || {
-        out(Command::new(bin("svok")).arg(&d)).0 == 0
-    });
-    drop(s); // kills the old group, including the orphaned service
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGHUP] {
+        let (_t, d) = service(SLEEPER);
+        let mut s = supervise(&d);
+        let p = wait_up(&d);
+        s.signal(sig);
+        let st = s.wait_timeout(LONG).expect("supervise survived the signal");
+        assert_eq!(st.signal(), Some(sig as i32));
+        assert!(
+            alive(p),
+            "the service must survive its supervise, as with daemontools"
+        );
+        assert_eq!(
+            svstat(&d),
+            format!("{}: supervise not running", d.display())
+        );
+        // a new supervise can take over the directory
+        let _s2 = supervise(&d);
+        must(LONG, "new supervise running", || {
+            out(Command::new(bin("svok")).arg(&d)).0 == 0
+        });
+        drop(s); // kills the old group, including the orphaned service
+    }
 }
 
 #[test]
