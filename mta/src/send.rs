@@ -23,12 +23,15 @@
 //! into [`Send::fill`] (which decides what to start) and [`Send::status`] (called after every
 //! change of the counts).
 
+// Channels are numbered 0 (local) and 1 (remote) and index several parallel arrays.
+#![allow(clippy::needless_range_loop)]
+
 mod rewrite;
 
 pub use rewrite::{Route, Routes};
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
@@ -111,10 +114,17 @@ impl Config {
     pub fn load(c: &Control) -> Result<Config, crate::control::ControlError> {
         let me = c.me()?;
         let mdef = me.clone().unwrap_or_default();
-        let bouncehost = c.line_or("bouncehost", if mdef.is_empty() { "bouncehost" } else { &mdef })?;
+        let bouncehost = c.line_or(
+            "bouncehost",
+            if mdef.is_empty() { "bouncehost" } else { &mdef },
+        )?;
         let dbhost = c.line_or(
             "doublebouncehost",
-            if mdef.is_empty() { "doublebouncehost" } else { &mdef },
+            if mdef.is_empty() {
+                "doublebouncehost"
+            } else {
+                &mdef
+            },
         )?;
         Ok(Config {
             routes: Routes::load(c)?,
@@ -293,7 +303,9 @@ impl Send {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(_) => {
-                self.log(&format!("warning: unable to open {todofn}; will try again later"));
+                self.log(&format!(
+                    "warning: unable to open {todofn}; will try again later"
+                ));
                 return;
             }
         };
@@ -312,7 +324,10 @@ impl Send {
             if let Err(e) = std::fs::remove_file(p)
                 && e.kind() != io::ErrorKind::NotFound
             {
-                self.log(&format!("warning: unable to unlink {}; will try again later", p.display()));
+                self.log(&format!(
+                    "warning: unable to unlink {}; will try again later",
+                    p.display()
+                ));
                 return;
             }
         }
@@ -394,7 +409,9 @@ impl Send {
         }
         for d in dirs {
             if crate::util::fsync_dir(Path::new(&d)).is_err() {
-                self.log(&format!("warning: trouble fsyncing {d}; will try again later"));
+                self.log(&format!(
+                    "warning: trouble fsyncing {d}; will try again later"
+                ));
                 return;
             }
         }
@@ -441,25 +458,40 @@ impl Send {
                 return false;
             }
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", chanfn.display()));
-                self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    chanfn.display()
+                ));
+                self.chans[c]
+                    .prioq
+                    .push(Reverse((now() + SLEEP_SYSFAIL, id)));
                 return false;
             }
         };
         let mut data = Vec::new();
         if file.read_to_end(&mut data).is_err() {
-            self.log(&format!("warning: trouble reading {}; will try again later", chanfn.display()));
-            self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+            self.log(&format!(
+                "warning: trouble reading {}; will try again later",
+                chanfn.display()
+            ));
+            self.chans[c]
+                .prioq
+                .push(Reverse((now() + SLEEP_SYSFAIL, id)));
             return false;
         }
         let mut recs = Vec::new();
         let mut off = 0usize;
         while off < data.len() {
-            let end = memchr::memchr(0, &data[off..]).map(|e| off + e).unwrap_or(data.len());
+            let end = memchr::memchr(0, &data[off..])
+                .map(|e| off + e)
+                .unwrap_or(data.len());
             if data[off] == b'T' {
                 recs.push((off as u64, data[off + 1..end].to_vec()));
             } else if data[off] != b'D' {
-                self.log(&format!("warning: unknown record type in {}", chanfn.display()));
+                self.log(&format!(
+                    "warning: unknown record type in {}",
+                    chanfn.display()
+                ));
             }
             off = end + 1;
         }
@@ -500,8 +532,13 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&chanfn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", chanfn.display()));
-            self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                chanfn.display()
+            ));
+            self.chans[c]
+                .prioq
+                .push(Reverse((now() + SLEEP_SYSFAIL, id)));
             return;
         }
         if self.send_bounce(id) {
@@ -516,7 +553,10 @@ impl Send {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", bfn.display()));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    bfn.display()
+                ));
                 self.retry_done.push((now() + SLEEP_SYSFAIL, id));
                 return false;
             }
@@ -528,7 +568,10 @@ impl Send {
                 s.split(|&b| b == 0).next().unwrap_or(&[]).to_vec()
             }
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", infofn.display()));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    infofn.display()
+                ));
                 self.retry_done.push((now() + SLEEP_SYSFAIL, id));
                 return false;
             }
@@ -545,7 +588,10 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&bfn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", bfn.display()));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                bfn.display()
+            ));
         }
         true
     }
@@ -568,7 +614,10 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&infofn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", infofn.display()));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                infofn.display()
+            ));
             self.retry_done.push((now() + SLEEP_SYSFAIL, id));
             return;
         }
@@ -583,7 +632,10 @@ impl Send {
         let Some(at) = s.iter().rposition(|&b| b == b'@') else {
             return sender.to_vec();
         };
-        let rat = recip.iter().rposition(|&b| b == b'@').unwrap_or(recip.len());
+        let rat = recip
+            .iter()
+            .rposition(|&b| b == b'@')
+            .unwrap_or(recip.len());
         let mut v = s[..at].to_vec();
         v.extend_from_slice(&recip[..rat]);
         if rat < recip.len() {
@@ -720,8 +772,7 @@ impl Send {
 
     /// Handle one report from channel `c`.
     fn report(&mut self, c: usize, slot: u8, rep: &[u8]) {
-        let Some(d) = self
-            .chans[c]
+        let Some(d) = self.chans[c]
             .slots
             .get_mut(slot as usize)
             .and_then(Option::take)
@@ -910,7 +961,11 @@ impl Send {
             if self.alrm.swap(false, Ordering::SeqCst) {
                 let t = now();
                 for c in 0..2 {
-                    let items: Vec<_> = self.chans[c].prioq.drain().map(|Reverse((_, id))| Reverse((t, id))).collect();
+                    let items: Vec<_> = self.chans[c]
+                        .prioq
+                        .drain()
+                        .map(|Reverse((_, id))| Reverse((t, id)))
+                        .collect();
                     self.chans[c].prioq.extend(items);
                 }
                 for r in &mut self.retry_done {
@@ -995,11 +1050,19 @@ impl Send {
             let want1 = !self.chans[1].outbuf.is_empty();
             fds.push(PollFd::new(
                 self.chans[0].cmd.as_fd(),
-                if want0 { PollFlags::POLLOUT } else { PollFlags::empty() },
+                if want0 {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                },
             ));
             fds.push(PollFd::new(
                 self.chans[1].cmd.as_fd(),
-                if want1 { PollFlags::POLLOUT } else { PollFlags::empty() },
+                if want1 {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                },
             ));
             let to = PollTimeout::try_from(timeout.max(0)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, to) {
@@ -1016,7 +1079,9 @@ impl Send {
                 revents[i] = f.revents().unwrap_or(PollFlags::empty());
             }
         }
-        let any = |f: PollFlags| f.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
+        let any = |f: PollFlags| {
+            f.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        };
         if any(revents[0]) {
             let mut b = [0u8; 64];
             let _ = (&self.sigpipe).read(&mut b);
@@ -1034,7 +1099,9 @@ impl Send {
             if any(revents[2 + c]) {
                 self.read_results(c);
             }
-            if revents[4 + c].intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP) {
+            if revents[4 + c]
+                .intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP)
+            {
                 self.flush_cmd(c);
             }
         }
@@ -1158,7 +1225,10 @@ pub fn main() -> i32 {
             jobs: HashMap::new(),
         }
     };
-    let chans = [mk(0, l_cmd, l_res, limits[0]), mk(1, r_cmd, r_res, limits[1])];
+    let chans = [
+        mk(0, l_cmd, l_res, limits[0]),
+        mk(1, r_cmd, r_res, limits[1]),
+    ];
     let mut s = Send {
         cfg: cfg.clone(),
         control,
@@ -1203,7 +1273,10 @@ mod tests {
 
     #[test]
     fn verp_expands() {
-        assert_eq!(Send::verp(b"list-@example.org-@[]", b"bob@x.net"), b"list-bob=x.net@example.org");
+        assert_eq!(
+            Send::verp(b"list-@example.org-@[]", b"bob@x.net"),
+            b"list-bob=x.net@example.org"
+        );
         assert_eq!(Send::verp(b"a@b", b"c@d"), b"a@b");
     }
 }

@@ -87,7 +87,8 @@ pub struct Cyclog {
     spec: DirSpec,
     dir: File,
     _lock: Flock<File>,
-    current: File,
+    /// `None` only while the start-up clean-up runs.
+    current: Option<File>,
     /// Bytes in `current` as daemontools counts them.
     bytes: u64,
     /// Output not yet written: `out[phys..lw]` is logically written (daemontools' write
@@ -154,7 +155,7 @@ impl Cyclog {
                         ))
                     })?;
                 let bytes = m.len();
-                let mut c = Cyclog::assemble(spec, dir, lock, f);
+                let mut c = Cyclog::assemble(spec, dir, lock, Some(f));
                 c.bytes = bytes;
                 return Ok(c);
             }
@@ -182,13 +183,8 @@ impl Cyclog {
                 )));
             }
         };
-        // The new `current` is opened only after the leftovers are archived, so `finish`
-        // (which needs `self`) runs on a temporary handle to /dev/null.
-        let placeholder = OpenOptions::new()
-            .append(true)
-            .open("/dev/null")
-            .map_err(|e| Fatal(format!("unable to open /dev/null: {}", io_text(&e))))?;
-        let mut c = Cyclog::assemble(spec, dir, lock, placeholder);
+        // The new `current` is opened only after the leftovers are archived.
+        let mut c = Cyclog::assemble(spec, dir, lock, None);
         if processed_done {
             let _ = fs::remove_file(c.spec.path.join("previous"));
             c.finish("processed", b's', clock);
@@ -226,13 +222,13 @@ impl Cyclog {
                     io_text(&e)
                 ))
             })?;
-        c.current = f;
+        c.current = Some(f);
         c.bytes = 0;
         c.sync_dir();
         Ok(c)
     }
 
-    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: File) -> Cyclog {
+    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<File>) -> Cyclog {
         Cyclog {
             spec,
             dir,
@@ -357,10 +353,35 @@ impl Cyclog {
 
     // ----- real output -----
 
+    /// Make sure `current` is open (it is, except during start-up clean-up).
+    fn ensure_current(&mut self) {
+        while self.current.is_none() {
+            match open_append(&self.spec.path.join("current")) {
+                Ok(f) => self.current = Some(f),
+                Err(e) => pause(&format!(
+                    "unable to create {}, pausing: {}",
+                    self.file_name("current"),
+                    io_text(&e)
+                )),
+            }
+        }
+    }
+
+    /// The open `current`.
+    fn current_file(&mut self) -> &File {
+        self.ensure_current();
+        match &self.current {
+            Some(f) => f,
+            None => unreachable!("ensure_current opened it"),
+        }
+    }
+
     /// Write `out[phys..upto]` to `current`, pausing and retrying on errors.
     fn write_upto(&mut self, upto: usize) {
         while self.phys < upto {
-            match (&self.current).write(&self.out[self.phys..upto]) {
+            self.ensure_current();
+            let Some(cur) = &self.current else { continue };
+            match (&*cur).write(&self.out[self.phys..upto]) {
                 Ok(0) => pause(&format!(
                     "unable to write to {}, pausing: wrote nothing",
                     self.file_name("current")
@@ -405,7 +426,7 @@ impl Cyclog {
     /// End of input or SIGTERM: flush, fsync `current`, mark it 744.
     pub fn quit(&mut self, clock: &mut Clock) {
         self.flush_out(clock);
-        while let Err(e) = self.current.sync_all() {
+        while let Err(e) = self.current_file().sync_all() {
             pause(&format!(
                 "unable to write {} to disk, pausing: {}",
                 self.file_name("current"),
@@ -413,7 +434,7 @@ impl Cyclog {
             ));
         }
         while let Err(e) = self
-            .current
+            .current_file()
             .set_permissions(fs::Permissions::from_mode(0o744))
         {
             pause(&format!(
@@ -426,7 +447,7 @@ impl Cyclog {
 
     fn full_current(&mut self, clock: &mut Clock) {
         let p = self.spec.path.clone();
-        while let Err(e) = self.current.sync_all() {
+        while let Err(e) = self.current_file().sync_all() {
             pause(&format!(
                 "unable to write {} to disk, pausing: {}",
                 self.file_name("current"),
@@ -450,10 +471,10 @@ impl Cyclog {
                 )),
             }
         };
-        self.current = f;
+        self.current = Some(f);
         self.bytes = 0;
         while let Err(e) = self
-            .current
+            .current_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
         {
             pause(&format!(

@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use chrono::{Datelike, Local, TimeZone, Timelike};
 
 use crate::errtext::io_text;
-use crate::stamp::{Clock, TAI_UNIX_EPOCH, tai64n_label};
+use crate::stamp::{Clock, TAI_UNIX_EPOCH};
 
 fn fatal(prog: &str, what: &str, e: &io::Error) -> i32 {
     let _ = writeln!(io::stderr(), "{prog}: fatal: {what}: {}", io_text(e));
@@ -50,7 +50,7 @@ pub fn tai64n_main() -> i32 {
         while i < n {
             if at_start {
                 let (s, ns) = clock.now();
-                out.extend_from_slice(&tai64n_label(s, ns));
+                out.extend_from_slice(&clock.label(s, ns));
                 out.push(b' ');
             }
             match memchr::memchr(b'\n', &buf[i..n]) {

@@ -283,7 +283,7 @@ pub fn qmailanalog_main() -> i32 {
     let mut stamper = Stamper::default();
     let mut latest: Option<Stamp> = None;
     input::for_each_line(&sources, &mut counts, |raw, counts| {
-        if std::str::from_utf8(raw).is_err() {
+        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
             counts.non_utf8 += 1;
         }
         let Some(s) = stamper.stamp(raw) else {
@@ -309,6 +309,10 @@ pub fn qmailanalog_main() -> i32 {
         let before = since.is_some_and(|b| s.when < b);
         if before {
             counts.outside_window += 1;
+        }
+        if s.rest.starts_with(b" status: local ") {
+            // concurrency status: matchup ignores it; skip the work
+            return;
         }
         m.emit = !before;
         m.line(s.text, &mut drive);

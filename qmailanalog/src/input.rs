@@ -140,21 +140,40 @@ pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
 
 /// Parse a numeric stamp `SECS[.FRACTION]` (the whole of `s`).
 pub fn parse_numeric(s: &[u8]) -> Option<Stamp> {
-    let dot = memchr::memchr(b'.', s).unwrap_or(s.len());
-    let (int, frac) = (&s[..dot], s.get(dot + 1..).unwrap_or(b""));
-    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
     let mut secs: u64 = 0;
-    for &c in int {
-        secs = secs.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        if i >= 19 {
+            return None;
+        }
+        secs = secs * 10 + (s[i] - b'0') as u64;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
     }
     let mut nanos: u32 = 0;
-    for i in 0..9 {
-        nanos = nanos * 10 + frac.get(i).map_or(0, |c| (c - b'0') as u32);
+    if i < s.len() {
+        if s[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let mut digits = 0;
+        while i < s.len() {
+            let c = s[i];
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            if digits < 9 {
+                nanos = nanos * 10 + (c - b'0') as u32;
+                digits += 1;
+            }
+            i += 1;
+        }
+        while digits < 9 {
+            nanos *= 10;
+            digits += 1;
+        }
     }
     Some((secs, nanos))
 }
@@ -209,6 +228,8 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
 pub struct Stamped<'a> {
     pub text: &'a [u8],
     pub when: Stamp,
+    /// the text after the stamp (starting with its separator)
+    pub rest: &'a [u8],
 }
 
 /// Converts raw log lines (tai64n- or numeric-stamped) into numeric-stamped lines.
@@ -233,11 +254,16 @@ impl Stamper {
             Some(Stamped {
                 text: &self.buf,
                 when: t,
+                rest,
             })
         } else if first.is_ascii_digit() {
             let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
             let t = parse_numeric(&raw[..end])?;
-            Some(Stamped { text: raw, when: t })
+            Some(Stamped {
+                text: raw,
+                when: t,
+                rest: &raw[end..],
+            })
         } else {
             None
         }

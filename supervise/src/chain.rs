@@ -97,8 +97,25 @@ fn run(prog: &str, argv: &[OsString], env: &[(OsString, Option<OsString>)]) -> i
     )
 }
 
+/// An account by name, or — an rqmail extension, as s6-applyuidgid allows — `UID:GID` in
+/// numbers (a colon cannot occur in an account name), so installs whose qmail ids live only in
+/// `QMAILHOME/ids` need no /etc/passwd entry.
 fn lookup(prog: &str, account: &OsStr) -> Result<nix::unistd::User, i32> {
-    match nix::unistd::User::from_name(&account.to_string_lossy()) {
+    let name = account.to_string_lossy();
+    if let Some((u, g)) = name.split_once(':')
+        && let (Ok(uid), Ok(gid)) = (u.parse::<u32>(), g.parse::<u32>())
+    {
+        return Ok(nix::unistd::User {
+            name: name.to_string(),
+            passwd: Default::default(),
+            uid: nix::unistd::Uid::from_raw(uid),
+            gid: nix::unistd::Gid::from_raw(gid),
+            gecos: Default::default(),
+            dir: Default::default(),
+            shell: Default::default(),
+        });
+    }
+    match nix::unistd::User::from_name(&name) {
         Ok(Some(u)) => Ok(u),
         _ => Err(die(
             prog,
