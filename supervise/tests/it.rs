@@ -726,7 +726,7 @@ fn compat_run(ours_supervise: bool) {
     let Some(deb_svok) = external("/usr/bin/svok") else {
         return;
     };
-    let (_t, d) = service(SLEEPER);
+    let (t, d) = service("#!/bin/sh\n[ -e ../ignoreterm ] && trap '' TERM\nexec sleep 1000\n");
     let sup = if ours_supervise {
         bin("supervise")
     } else {
@@ -773,6 +773,24 @@ fn compat_run(ours_supervise: bool) {
     let p2 = pid(&d).unwrap();
     assert_eq!(out(Command::new(&ctl).arg("-k").arg(&d)).0, 0);
     must(LONG, "restarted", || pid(&d).is_some_and(|n| n != p2));
+    // a service that ignores SIGTERM stays up after -d: "want down"
+    fs::write(t.path().join("ignoreterm"), "").unwrap();
+    let p3 = pid(&d).unwrap();
+    assert_eq!(out(Command::new(&ctl).arg("-k").arg(&d)).0, 0);
+    must(LONG, "restarted ignoring TERM", || {
+        pid(&d).is_some_and(|n| n != p3)
+    });
+    assert_eq!(out(Command::new(&other_ctl).arg("-d").arg(&d)).0, 0);
+    must(LONG, "svstats agree (want down)", || {
+        let (a, b) = both_svstat(&deb_svstat, &d);
+        a == b && a.ends_with(" seconds, normally down, want down")
+    });
+    fs::remove_file(t.path().join("ignoreterm")).unwrap();
+    assert_eq!(out(Command::new(&ctl).args(["-k", "-u"]).arg(&d)).0, 0);
+    must(LONG, "up again after -k -u", || {
+        let (a, b) = both_svstat(&deb_svstat, &d);
+        a == b && a.contains(": up (pid ") && !a.contains("want")
+    });
     // exit through the other side's svc
     let mut s = _s;
     assert_eq!(out(Command::new(&ctl).args(["-dx"]).arg(&d)).0, 0);
