@@ -18,7 +18,7 @@ import sys
 n = int(sys.argv[2])
 with open(sys.argv[1], "w") as f:
     for i in range(n):
-        f.write("%07d qmail: 1732611234.123456 delivery %07d: success: 192.0.2.7_accepted_message./Remote_host_said:_250_ok\n" % (i, i))
+        f.write("%07d qmail: 1732611234.123456 delivery %07d: success: 192.0.2.7_accepted/Remote_host_said:_250\n" % (i, i))
 PY
 bytes=$(stat -c %s "$input")
 echo "input: $LINES lines, $bytes bytes ($((bytes / LINES)) bytes/line)"
