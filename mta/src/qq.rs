@@ -103,6 +103,11 @@ impl QueueClient {
         })
     }
 
+    /// The qmail-queue process id: the "qp" that qmail-send logs for bounces.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Finish: close the message, write the envelope (`F`sender`\0`, `T`rcpt`\0`…, `\0`) and
     /// wait for qmail-queue's verdict.
     pub fn finish<S: AsRef<[u8]>>(mut self, sender: &[u8], recipients: &[S]) -> QueueResult {

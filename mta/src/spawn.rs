@@ -1,1 +1,238 @@
-//! (not yet written)
+//! The spawner side of qmail-send's delivery protocol (qmail's spawn.c), shared by qmail-lspawn
+//! and qmail-rspawn.
+//!
+//! At start the spawner writes one byte, its concurrency limit (120). Each command from
+//! qmail-send on fd 0 is a slot byte, then `messid\0` (a path under queue/mess such as
+//! `12/786433`), `sender\0` and `recipient\0`; the answer on fd 1 is the slot byte and a report
+//! (`K`, `Z` or `D` + text) ending in `\0`. Checks made here, with qmail's texts: the slot must
+//! be free, the messid numeric, the recipient must contain '@', the message must open and be
+//! owned by qmailq (or by root or ourselves: nobody else can create such files).
+//!
+//! Difference from qmail on purpose: each delivery is handled by its own thread (which runs the
+//! child and waits for it) instead of one select loop; the protocol is the same.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// conf-spawn: the most deliveries one spawner runs at once.
+pub const LIMIT: u8 = 120;
+
+/// A delivery method: given the opened message, the sender and the recipient, produce the
+/// report (`K`/`Z`/`D` + text, no `\0`).
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, mess: File, sender: &[u8], recip: &[u8]) -> Vec<u8>;
+}
+
+/// What a child printed and how it ended.
+pub struct ChildOutcome {
+    pub output: Vec<u8>,
+    /// true when more than `cap` bytes were printed (the rest was read and dropped).
+    pub truncated: bool,
+    pub status: ExitStatus,
+}
+
+/// Run `cmd` with the message on stdin and stdout+stderr captured into one pipe, keeping at
+/// most `cap` bytes of output. An error means the program could not be started.
+pub fn run_child(mut cmd: Command, mess: File, cap: usize) -> io::Result<ChildOutcome> {
+    let (mut reader, writer) = io::pipe()?;
+    let writer2 = writer.try_clone()?;
+    cmd.stdin(Stdio::from(mess))
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2));
+    let mut child = cmd.spawn()?;
+    // Our copies of the pipe's write end live in `cmd`; drop them so EOF comes.
+    drop(cmd);
+    let mut output = Vec::new();
+    let mut truncated = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                let room = cap.saturating_sub(output.len());
+                if k > room {
+                    truncated = true;
+                }
+                output.extend_from_slice(&buf[..k.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(ChildOutcome {
+        output,
+        truncated,
+        status,
+    })
+}
+
+fn numeric_messid(m: &[u8]) -> bool {
+    let mut parts = m.split(|&b| b == b'/');
+    let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !a.is_empty() && !b.is_empty() && a.iter().chain(b).all(u8::is_ascii_digit)
+}
+
+fn owner_ok(md: &std::fs::Metadata) -> bool {
+    let uid = md.uid();
+    if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
+        return true;
+    }
+    crate::ids::QmailIds::load()
+        .ok()
+        .and_then(|i| i.uid("qmailq"))
+        .is_some_and(|q| q == uid)
+}
+
+/// Check one command and open its message; `Err` is the report to send back at once.
+fn prepare(messid: &[u8], recip: &[u8]) -> Result<File, Vec<u8>> {
+    if !numeric_messid(messid) {
+        return Err(b"DInternal error: messid has nonnumerics. (#5.3.5)\n".to_vec());
+    }
+    if !recip.contains(&b'@') {
+        return Err(b"DSorry, address must include host name. (#5.1.3)\n".to_vec());
+    }
+    let path = std::ffi::OsStr::new(std::str::from_utf8(messid).unwrap_or(""));
+    let f = File::open(path)
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
+    let md = f
+        .metadata()
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
+    if !md.is_file() || !owner_ok(&md) {
+        return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
+    }
+    Ok(f)
+}
+
+struct Shared {
+    out: Mutex<File>,
+    busy: Mutex<HashSet<u8>>,
+    idle: Condvar,
+}
+
+impl Shared {
+    fn report(&self, slot: u8, report: &[u8]) {
+        let mut msg = Vec::with_capacity(report.len() + 2);
+        msg.push(slot);
+        // A report never contains NUL: it ends the record.
+        msg.extend(report.iter().map(|&b| if b == 0 { b'_' } else { b }));
+        msg.push(0);
+        if let Ok(mut o) = self.out.lock() {
+            let _ = o.write_all(&msg);
+        }
+    }
+}
+
+/// The spawner's main loop; `name` is used in error messages. Returns the exit code.
+pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
+    let home = crate::home::qmail_home();
+    if std::env::set_current_dir(home.join("queue").join("mess")).is_err() {
+        eprintln!("{name}: fatal: unable to switch to queue/mess");
+        return 111;
+    }
+    // SAFETY: fds 0 and 1 were wired by qmail-start and are used only here.
+    let input = unsafe { File::from_raw_fd(0) };
+    let mut out = unsafe { File::from_raw_fd(1) };
+    if out.write_all(&[LIMIT]).is_err() {
+        return 111;
+    }
+    let shared = Arc::new(Shared {
+        out: Mutex::new(out),
+        busy: Mutex::new(HashSet::new()),
+        idle: Condvar::new(),
+    });
+    let mut input = BufReader::new(input);
+    fn field(input: &mut BufReader<File>) -> Option<Vec<u8>> {
+        let mut v = Vec::new();
+        match input.read_until(0, &mut v) {
+            Ok(_) if v.last() == Some(&0) => {
+                v.pop();
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+    loop {
+        let mut slot = [0u8; 1];
+        match input.read(&mut slot) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let slot = slot[0];
+        let (Some(messid), Some(sender), Some(recip)) =
+            (field(&mut input), field(&mut input), field(&mut input))
+        else {
+            break;
+        };
+        if slot >= LIMIT {
+            shared.report(slot, b"ZInternal error: delnum is out of range. (#4.3.5)\n");
+            continue;
+        }
+        {
+            let Ok(mut busy) = shared.busy.lock() else {
+                return 111;
+            };
+            if !busy.insert(slot) {
+                drop(busy);
+                shared.report(slot, b"ZInternal error: delnum in use. (#4.3.5)\n");
+                continue;
+            }
+        }
+        let sh = Arc::clone(&shared);
+        let d = Arc::clone(&deliverer);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let report = match prepare(&messid, &recip) {
+                Ok(f) => d.deliver(f, &sender, &recip),
+                Err(r) => r,
+            };
+            if let Ok(mut busy) = sh.busy.lock() {
+                busy.remove(&slot);
+            }
+            sh.report(slot, &report);
+            sh.idle.notify_all();
+        });
+        if spawned.is_err() {
+            if let Ok(mut busy) = shared.busy.lock() {
+                busy.remove(&slot);
+            }
+            shared.report(slot, b"Zqmail-spawn out of memory. (#4.3.0)\n");
+        }
+    }
+    // qmail-send has gone: let running deliveries finish and report, then leave.
+    if let Ok(mut busy) = shared.busy.lock() {
+        while !busy.is_empty() {
+            busy = match shared.idle.wait(busy) {
+                Ok(b) => b,
+                Err(_) => break,
+            };
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messid_checks() {
+        assert!(numeric_messid(b"12/786433"));
+        assert!(!numeric_messid(b"12/78a"));
+        assert!(!numeric_messid(b"../x"));
+        assert!(!numeric_messid(b"1/2/3"));
+        assert!(!numeric_messid(b"/2"));
+    }
+}

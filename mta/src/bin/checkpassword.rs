@@ -1,0 +1,4 @@
+//! checkpassword: see `mta::checkpassword`.
+fn main() {
+    std::process::exit(mta::checkpassword::main(std::env::args().collect()));
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(qmailanalog::cli::ztool_main("zrhosts"));
+}

@@ -1,0 +1,373 @@
+//! Reading qmail-send logs as they lie on disk: multilog directories (every rotated
+//! `@<tai64n>.s` / `.u` file in stamp order, then `current`), plain files and stdin, with
+//! tai64n (`@4000…`) or numeric (`SECS.FRACTION`) stamps, in large chunks and one line at a
+//! time, in bounded memory.
+//!
+//! Bad input never stops the run: lines without a stamp, unterminated last lines,
+//! non-UTF-8 bytes, stamps going backwards and files that vanish (multilog deleting an old
+//! file while we read) are counted in [`InputCounts`] and summarised on stderr.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// A point in time: UNIX seconds and nanoseconds.
+pub type Stamp = (u64, u32);
+
+/// One input to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "(stdin)".to_string(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// What went wrong or looked odd in the input.
+#[derive(Default, Debug, Clone)]
+pub struct InputCounts {
+    pub files: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    /// Lines without a tai64n or numeric stamp (skipped).
+    pub unstamped: u64,
+    /// Last lines of a file without a newline (skipped: multilog always ends a line).
+    pub truncated: u64,
+    /// Lines holding bytes that are not UTF-8 (processed as bytes).
+    pub non_utf8: u64,
+    /// Lines whose stamp is earlier than an earlier line's (processed).
+    pub out_of_order: u64,
+    /// Lines outside --since/--until.
+    pub outside_window: u64,
+    /// Files that could not be opened or read, with the reason.
+    pub missing: Vec<String>,
+    pub first: Option<Stamp>,
+    pub last: Option<Stamp>,
+}
+
+/// The files of a multilog directory in the order they were written: rotated files
+/// (`@` + 24 hex digits + `.s` or `.u`) by stamp, then `current`.
+pub fn multilog_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut rotated = Vec::new();
+    let mut current = None;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(n) = name.to_str() else { continue };
+        if n == "current" {
+            current = Some(e.path());
+        } else if is_rotated_name(n) {
+            rotated.push((n.to_string(), e.path()));
+        }
+    }
+    rotated.sort();
+    let mut v: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    v.extend(current);
+    Ok(v)
+}
+
+fn is_rotated_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() == 27
+        && b[0] == b'@'
+        && b[1..25].iter().all(|c| c.is_ascii_hexdigit())
+        && (n.ends_with(".s") || n.ends_with(".u"))
+}
+
+/// Expand command-line inputs: directories become their multilog files, "-" is stdin.
+/// Inputs that do not exist are recorded in `counts.missing`.
+pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
+    let mut v = Vec::new();
+    if args.is_empty() {
+        v.push(Source::Stdin);
+    }
+    for a in args {
+        if a == "-" {
+            v.push(Source::Stdin);
+            continue;
+        }
+        let p = Path::new(a);
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => match multilog_files(p) {
+                Ok(files) => v.extend(files.into_iter().map(Source::File)),
+                Err(e) => counts
+                    .missing
+                    .push(format!("{a}: cannot list directory: {e}")),
+            },
+            Ok(_) => v.push(Source::File(p.to_path_buf())),
+            Err(e) => counts.missing.push(format!("{a}: {e}")),
+        }
+    }
+    v
+}
+
+fn hexval(c: u8) -> Option<u64> {
+    match c {
+        b'0'..=b'9' => Some((c - b'0') as u64),
+        b'a'..=b'f' => Some((c - b'a' + 10) as u64),
+        b'A'..=b'F' => Some((c - b'A' + 10) as u64),
+        _ => None,
+    }
+}
+
+/// Parse a tai64n label (`@` + 24 hex digits) into UNIX time.
+pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
+    if s.len() < 25 || s[0] != b'@' {
+        return None;
+    }
+    let mut secs: u64 = 0;
+    for &c in &s[1..17] {
+        secs = (secs << 4) | hexval(c)?;
+    }
+    let mut nanos: u64 = 0;
+    for &c in &s[17..25] {
+        nanos = (nanos << 4) | hexval(c)?;
+    }
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    // daemontools labels: 2^62 + 10 + UNIX seconds
+    let unix = secs.checked_sub((1u64 << 62) + 10)?;
+    Some((unix, nanos as u32))
+}
+
+/// Parse a numeric stamp `SECS[.FRACTION]` (the whole of `s`).
+pub fn parse_numeric(s: &[u8]) -> Option<Stamp> {
+    let mut secs: u64 = 0;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        if i >= 19 {
+            return None;
+        }
+        secs = secs * 10 + (s[i] - b'0') as u64;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut nanos: u32 = 0;
+    if i < s.len() {
+        if s[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let mut digits = 0;
+        while i < s.len() {
+            let c = s[i];
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            if digits < 9 {
+                nanos = nanos * 10 + (c - b'0') as u32;
+                digits += 1;
+            }
+            i += 1;
+        }
+        while digits < 9 {
+            nanos *= 10;
+            digits += 1;
+        }
+    }
+    Some((secs, nanos))
+}
+
+/// Parse a --since/--until argument: `@4000…` tai64n, UNIX seconds, or a UTC date
+/// `YYYY-MM-DD[ HH:MM[:SS]]` (also with `T` and a trailing `Z`).
+pub fn parse_when(s: &str) -> Option<Stamp> {
+    if s.starts_with('@') {
+        return parse_tai64n(s.as_bytes());
+    }
+    if let Some(t) = parse_numeric(s.as_bytes()) {
+        return Some(t);
+    }
+    let t = s.trim_end_matches('Z').replace('T', " ");
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(&t, fmt) {
+            return u64::try_from(d.and_utc().timestamp()).ok().map(|x| (x, 0));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d") {
+        let dt = d.and_hms_opt(0, 0, 0)?;
+        return u64::try_from(dt.and_utc().timestamp()).ok().map(|x| (x, 0));
+    }
+    None
+}
+
+/// Write `secs.nnnnnnnnn` (what tai64nfrac gives) into `out`.
+pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
+    let mut buf = [0u8; 32];
+    let mut i = 20;
+    let mut n = t.0;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..20]);
+    out.push(b'.');
+    let mut f = t.1;
+    let mut d = [0u8; 9];
+    for k in (0..9).rev() {
+        d[k] = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&d);
+}
+
+/// A stamped line, ready for matchup: the numeric-stamped text and its time.
+pub struct Stamped<'a> {
+    pub text: &'a [u8],
+    pub when: Stamp,
+    /// the text after the stamp (starting with its separator)
+    pub rest: &'a [u8],
+}
+
+/// Converts raw log lines (tai64n- or numeric-stamped) into numeric-stamped lines.
+#[derive(Default)]
+pub struct Stamper {
+    buf: Vec<u8>,
+}
+
+impl Stamper {
+    /// `None` for a line without a usable stamp.
+    pub fn stamp<'a>(&'a mut self, raw: &'a [u8]) -> Option<Stamped<'a>> {
+        let first = *raw.first()?;
+        if first == b'@' {
+            let t = parse_tai64n(raw)?;
+            let rest = raw.get(25..).unwrap_or(b"");
+            if !rest.is_empty() && rest[0] != b' ' && rest[0] != b'\t' {
+                return None;
+            }
+            self.buf.clear();
+            push_stamp(&mut self.buf, t);
+            self.buf.extend_from_slice(rest);
+            Some(Stamped {
+                text: &self.buf,
+                when: t,
+                rest,
+            })
+        } else if first.is_ascii_digit() {
+            let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
+            let t = parse_numeric(&raw[..end])?;
+            Some(Stamped {
+                text: raw,
+                when: t,
+                rest: &raw[end..],
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads sources in order and hands every complete line (without its newline) to `f`,
+/// recording oddities in `counts`. The callback returns false to stop early.
+pub fn for_each_line(
+    sources: &[Source],
+    counts: &mut InputCounts,
+    mut f: impl FnMut(&[u8], &mut InputCounts),
+) {
+    let mut buf: Vec<u8> = vec![0; 1 << 20];
+    for src in sources {
+        let mut reader: Box<dyn Read> = match src {
+            Source::Stdin => Box::new(io::stdin().lock()),
+            Source::File(p) => match File::open(p) {
+                Ok(f) => Box::new(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    counts.missing.push(format!(
+                        "{}: vanished before it could be read (rotated away?)",
+                        p.display()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    counts.missing.push(format!("{}: {e}", p.display()));
+                    continue;
+                }
+            },
+        };
+        counts.files += 1;
+        let mut have = 0usize; // bytes of an incomplete line kept at buf[..have]
+        loop {
+            if have == buf.len() {
+                let n = buf.len() * 2;
+                buf.resize(n, 0);
+            }
+            let n = match reader.read(&mut buf[have..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    counts
+                        .missing
+                        .push(format!("{}: read error: {e}", src.name()));
+                    break;
+                }
+            };
+            counts.bytes += n as u64;
+            let end = have + n;
+            let mut start = 0;
+            // lines are only cut at newlines that arrived in this read
+            let mut scan = have;
+            while let Some(p) = memchr::memchr(b'\n', &buf[scan..end]) {
+                let nl = scan + p;
+                counts.lines += 1;
+                f(&buf[start..nl], counts);
+                start = nl + 1;
+                scan = start;
+            }
+            buf.copy_within(start..end, 0);
+            have = end - start;
+            if buf.len() > (1 << 20) && have < (1 << 19) {
+                buf.truncate(1 << 20);
+                buf.shrink_to(1 << 20);
+            }
+        }
+        if have > 0 {
+            counts.lines += 1;
+            counts.truncated += 1;
+        }
+    }
+}
+
+impl InputCounts {
+    /// Human-readable warnings for stderr (empty when the input was clean).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for m in &self.missing {
+            w.push(format!("missing input: {m}"));
+        }
+        if self.truncated > 0 {
+            w.push(format!(
+                "{} truncated line(s) (no newline at the end of a file) skipped",
+                self.truncated
+            ));
+        }
+        if self.unstamped > 0 {
+            w.push(format!(
+                "{} line(s) without a tai64n or numeric timestamp skipped",
+                self.unstamped
+            ));
+        }
+        if self.non_utf8 > 0 {
+            w.push(format!("{} line(s) with non-UTF-8 bytes", self.non_utf8));
+        }
+        if self.out_of_order > 0 {
+            w.push(format!(
+                "{} line(s) with a timestamp earlier than the line before (out of order)",
+                self.out_of_order
+            ));
+        }
+        w
+    }
+}
