@@ -490,6 +490,7 @@ fn sigkill_during_rotation_and_processing_loses_nothing() {
         )
     };
     let mut kills = 0;
+    let mut mid_rotation = 0;
     let mut line_no = 0;
     while kills < 60 {
         let mut p = spawn(&r);
@@ -518,7 +519,15 @@ fn sigkill_during_rotation_and_processing_loses_nothing() {
         std::thread::sleep(Duration::from_micros(rng.below(40_000)));
         p.kill_group();
         kills += 1;
+        if dir.join("previous").exists() || dir.join("processed").exists() {
+            mid_rotation += 1;
+        }
     }
+    eprintln!("{mid_rotation} of {kills} kills landed during rotation or processing");
+    assert!(
+        mid_rotation >= 5,
+        "only {mid_rotation} of {kills} kills landed during rotation or processing"
+    );
     // A last clean run to the end of input.
     let mut p = spawn(&r);
     drop(w);
