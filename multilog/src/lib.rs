@@ -15,6 +15,8 @@
 //! * a failing step is retried after 1 second (daemontools: 5), and messages name the exit
 //!   status or signal of a failed processor; a processor still running after 5 s is reported;
 //! * the log directory is fsynced after every rename, link and removal;
+//! * without a processor, a full `current` is renamed first and fsynced/archived by a
+//!   background thread while logging goes on (see [`dir`]);
 //! * `t` stamps carry the clock's nanoseconds (daemontools: microseconds, then 500 ns) and
 //!   never go backwards when the clock is stepped back;
 //! * the processor runs with SIGTERM/SIGALRM unblocked (daemontools leaks its blocked mask);
