@@ -53,6 +53,9 @@ end=$(date +%s.%N)
 ok=$(grep -c ': success: ' "$WORK/rq-send.log" || true)
 kill -TERM "$SEND"; wait "$SEND" 2>/dev/null || true; SEND=
 
+awk -v n="$N" -v s="$start" -v e="$end" -v ok="$ok" \
+  'BEGIN { t = e - s; printf "rqmail  %d messages (%d successes) in %.2f s: %.1f deliveries/s\n", n, ok, t, n / t }'
+
 # ---- qmail-remote alone: the same N deliveries without the queue, 20 at a time ----
 start=$(date +%s.%N)
 seq 1 "$N" | xargs -P 20 -I{} sh -c '"$0" remote.example sender@bench.example.org "r{}@remote.example" < "$1" > /dev/null' \
@@ -61,8 +64,6 @@ end=$(date +%s.%N)
 awk -v n="$N" -v s="$start" -v e="$end" \
   'BEGIN { t = e - s; printf "qmail-remote alone (xargs -P 20) %d in %.2f s: %.1f deliveries/s\n", n, t, n / t }'
 unset QMAILHOME
-awk -v n="$N" -v s="$start" -v e="$end" -v ok="$ok" \
-  'BEGIN { t = e - s; printf "rqmail  %d messages (%d successes) in %.2f s: %.1f deliveries/s\n", n, ok, t, n / t }'
 
 # ---- Postfix ----
 "$HERE/postfix.sh" "$WORK" "$PORT" "$N" | awk -v mlog="$WORK/pf-maillog" '{
