@@ -68,8 +68,8 @@ best() { grep "^$1|" "$R" | sort -t'|' -k2,2n | head -1; }
       name = l
       if (l == "wc") name = "`wc -l` (read floor)"
       if (l == "ours") name = "`qmailanalog zoverall FILE` (one pass)"
-      if (l == "pipeline") name = "`matchup | zoverall` (ours)"
-      if (l == "awk") name = "`awk matchup | awk zoverall` (mawk, ref/)"
+      if (l == "pipeline") name = "`matchup \\| zoverall` (ours)"
+      if (l == "awk") name = "`awk matchup \\| awk zoverall` (mawk, ref/)"
       if (l == "ours_dir") name = "`qmailanalog zoverall DIR` (tai64n multilog dir)"
       printf "| %s | %s | %s | %s | %.1f MB |\n", name, $2, $3, $4, $5 / 1024 }'
   done

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 /// A line split into awk fields (default FS: runs of space, tab, newline).
 #[derive(Default, Debug, Clone)]
 pub struct Fields {
-    spans: Vec<(u32, u32)>,
+    spans: Vec<(usize, usize)>,
 }
 
 impl Fields {
@@ -36,7 +36,7 @@ impl Fields {
             while i < n && !is_awk_space(line[i]) {
                 i += 1;
             }
-            self.spans.push((s as u32, i as u32));
+            self.spans.push((s, i));
         }
     }
 
@@ -45,7 +45,7 @@ impl Fields {
     }
 
     pub fn push(&mut self, start: usize, end: usize) {
-        self.spans.push((start as u32, end as u32));
+        self.spans.push((start, end));
     }
 
     /// Number of fields (awk's NF).
@@ -56,7 +56,7 @@ impl Fields {
     /// awk's `$i` (1-based); empty when missing.
     pub fn get<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
         match i.checked_sub(1).and_then(|j| self.spans.get(j)) {
-            Some(&(s, e)) => &line[s as usize..e as usize],
+            Some(&(s, e)) => line.get(s..e).unwrap_or(b""),
             None => b"",
         }
     }

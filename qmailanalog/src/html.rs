@@ -306,8 +306,15 @@ fn hour_label(h: i64) -> String {
 }
 
 impl Html {
-    /// Render the page. `notes` are the input warnings to show.
+    /// Render the page; `input` and `gaps` give the notes about the input shown on it.
     pub fn render(&self, title: &str, input: &InputCounts, gaps: &Counts) -> String {
+        let mut notes = input.warnings();
+        notes.extend(gap_notes(gaps));
+        self.render_with_notes(title, notes)
+    }
+
+    /// Render the page with these notes about the input.
+    pub fn render_with_notes(&self, title: &str, mut notes: Vec<String>) -> String {
         let mut s = String::new();
         s.push_str(
             r#"<!DOCTYPE html>
@@ -350,8 +357,6 @@ ul.notes li{color:#a40}
         }
         s.push_str("</table>\n");
 
-        let mut notes = input.warnings();
-        notes.extend(gap_notes(gaps));
         if self.failures.pruned
             || self.deferrals.pruned
             || self.senders.pruned

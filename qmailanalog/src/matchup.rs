@@ -211,6 +211,35 @@ impl Default for Matchup {
     }
 }
 
+/// Index of the first space, tab, newline or NUL at or after `i` (or `line.len()`),
+/// eight bytes at a time: all four are below 0x21, and so are few other bytes.
+fn find_sep(line: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = line.len();
+    while i + 8 <= n {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&line[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        // high bit set in the lowest byte < 0x21 (exact for the first such byte)
+        let m = x.wrapping_sub(ONES.wrapping_mul(0x21)) & !x & HIGH;
+        if m == 0 {
+            i += 8;
+            continue;
+        }
+        let p = i + (m.trailing_zeros() / 8) as usize;
+        if matches!(line[p], b' ' | b'\t' | b'\n' | 0) {
+            return p;
+        }
+        // another control byte: not a separator, look further
+        i = p + 1;
+    }
+    while i < n && !matches!(line[i], b' ' | b'\t' | b'\n' | 0) {
+        i += 1;
+    }
+    i
+}
+
 /// qmail's scan_ulong: leading decimal digits, wrapping.
 fn scan_ulong(s: &[u8]) -> u64 {
     let mut r: u64 = 0;
@@ -270,9 +299,7 @@ impl Matchup {
                 k += 1;
             }
             let s = k;
-            while k < n && !matches!(line[k], b' ' | b'\t' | b'\n' | 0) {
-                k += 1;
-            }
+            k = find_sep(line, k);
             let mut e = k;
             if k < n && line[k] == 0 {
                 // the original works on C strings: the field ends at the NUL, the rest of
@@ -413,7 +440,9 @@ impl Matchup {
         let mut text = self.buffer();
         text.extend_from_slice(start);
         text.extend_from_slice(chan);
-        text.extend(recip.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(recip);
+        text[at..].make_ascii_lowercase();
         let del = Del {
             id: d,
             msg: m,
@@ -551,7 +580,9 @@ impl Matchup {
         let sender = self.field(line, 7);
         let mut text = self.buffer();
         text.extend_from_slice(birth);
-        text.extend(sender.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(sender);
+        text[at..].make_ascii_lowercase();
         let msg = Msg {
             id: m,
             bytes: scan_ulong(self.field(line, 5)),
@@ -669,6 +700,27 @@ mod tests {
         }
         assert_eq!(out[0].0, "d k 1 2 3 10 <a@x> local.b@y 3 4 ");
         assert_eq!(out[1].0, "m 1 4 10 1 0 0 <a@x> 3 4");
+    }
+
+    #[test]
+    fn find_sep_matches_the_byte_loop() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"abc",
+            b"abcdefghijkl mn",
+            b"abcdefgh\x01\x1fijk\tz",
+            b"\x7f\xff\xfe\x80abcdefghij\x00k",
+            b"0123456789abcdefghijklmnop\n",
+            b"a\rb\x0bcdefghijklmnopqrstu v",
+        ];
+        for s in samples {
+            for start in 0..=s.len() {
+                let want = (start..s.len())
+                    .find(|&i| matches!(s[i], b' ' | b'\t' | b'\n' | 0))
+                    .unwrap_or(s.len());
+                assert_eq!(find_sep(s, start), want, "{s:?} from {start}");
+            }
+        }
     }
 
     #[test]

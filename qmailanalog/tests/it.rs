@@ -622,6 +622,10 @@ fn gaps_where_the_start_was_rotated_away_are_reported() {
         "{err}"
     );
     assert!(err.contains("\"info msg\" line is not in the log"), "{err}");
+    assert!(
+        err.contains("first gap at ") && err.contains("/log/current line "),
+        "{err}"
+    );
     let completed: u64 = overall_value(&o.stdout, "Completed messages")
         .parse()
         .unwrap();
@@ -690,6 +694,11 @@ fn bad_input_is_counted_and_reported_never_fatal() {
             _ => {}
         }
     }
+    // a 20 MB line without any newline inside, then the rest of the log
+    let mut huge = b"1700001800.000002 warning: ".to_vec();
+    huge.resize(20 << 20, b'x');
+    huge.push(b'\n');
+    log.extend_from_slice(&huge);
     log.extend_from_slice(b"1700001900.000000 new ms"); // cut off mid-line
     let d = tempdir();
     let f = d.path().join("send.log");
@@ -715,6 +724,7 @@ fn bad_input_is_counted_and_reported_never_fatal() {
         "missing input:",
         "no-such-dir",
         "1 truncated line(s)",
+        "1 line(s) longer than 16 MiB skipped",
         "2 line(s) without a tai64n or numeric timestamp",
         "1 line(s) with non-UTF-8 bytes",
         "1 line(s) with a timestamp earlier than the line before",
@@ -738,6 +748,29 @@ fn bad_input_is_counted_and_reported_never_fatal() {
     );
     assert_eq!(o.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-dir"));
+}
+
+#[test]
+fn splogger_syslog_lines_and_bare_lines_are_understood() {
+    let log = sample("qmail-send.log");
+    let mut syslog = Vec::new();
+    let mut bare = Vec::new();
+    for l in log.split_inclusive(|&c| c == b'\n') {
+        syslog.extend_from_slice(b"Nov 14 22:13:20 mail qmail: ");
+        syslog.extend_from_slice(l);
+        bare.extend_from_slice(&l[l.iter().position(|&c| c == b' ').unwrap() + 1..]);
+    }
+    let o = tool("qmailanalog", &[], &syslog);
+    same("syslog", &o.stdout, &sample("zoverall.out"));
+    assert!(o.stderr.is_empty());
+    // without stamps the counts still come out; times are unknown (zero)
+    let o = tool("qmailanalog", &["zoverall"], &bare);
+    assert_eq!(overall_value(&o.stdout, "Completed messages"), "7");
+    assert_eq!(overall_value(&o.stdout, "Total delivery attempts"), "11");
+    assert_eq!(overall_value(&o.stdout, "  deferral"), "3");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("72 qmail-send line(s) without a timestamp")
+    );
 }
 
 #[test]
