@@ -3,7 +3,8 @@
 # Postfix's smtp-sink on loopback with 20 parallel deliveries, by rqmail (qmail-send →
 # qmail-rspawn → qmail-remote, concurrencyremote 20, control/smtproutes) and by a private
 # Postfix instance (relayhost, destination concurrency 20), in the same run against the same
-# sink. The clock starts when the queue is full and delivery is released, and stops when the
+# sink; and, to separate the queue from the delivery agent, the same N qmail-remote runs started
+# directly 20 at a time. The clock starts when the queue is full and delivery is released, and stops when the
 # queue is empty.
 #
 # Usage (as root, from the repository): bench/remote/run.sh [N]      (default N = 20000)
@@ -51,9 +52,18 @@ until [ "$(find "$Q/queue/mess" -type f | wc -l)" = 0 ]; do sleep 0.05; done
 end=$(date +%s.%N)
 ok=$(grep -c ': success: ' "$WORK/rq-send.log" || true)
 kill -TERM "$SEND"; wait "$SEND" 2>/dev/null || true; SEND=
-unset QMAILHOME
+
 awk -v n="$N" -v s="$start" -v e="$end" -v ok="$ok" \
   'BEGIN { t = e - s; printf "rqmail  %d messages (%d successes) in %.2f s: %.1f deliveries/s\n", n, ok, t, n / t }'
+
+# ---- qmail-remote alone: the same N deliveries without the queue, 20 at a time ----
+start=$(date +%s.%N)
+seq 1 "$N" | xargs -P 20 -I{} sh -c '"$0" remote.example sender@bench.example.org "r{}@remote.example" < "$1" > /dev/null' \
+  "$Q/bin/qmail-remote" "$WORK/message"
+end=$(date +%s.%N)
+awk -v n="$N" -v s="$start" -v e="$end" \
+  'BEGIN { t = e - s; printf "qmail-remote alone (xargs -P 20) %d in %.2f s: %.1f deliveries/s\n", n, t, n / t }'
+unset QMAILHOME
 
 # ---- Postfix ----
 "$HERE/postfix.sh" "$WORK" "$PORT" "$N" | awk -v mlog="$WORK/pf-maillog" '{

@@ -140,7 +140,8 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> Option
                 "qmail-popup: cannot run {}: {e}",
                 args[0]
             );
-            return Some("-ERR aack, child crashed\r\n");
+            // As qmail, whose child exits 1 when exec fails.
+            return Some("-ERR authorization failed\r\n");
         }
     };
     let mut data = Vec::with_capacity(user.len() + pass.len() + stamp.len() + 3);

@@ -91,9 +91,14 @@ fn owner_ok(md: &std::fs::Metadata) -> bool {
     if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
         return true;
     }
-    crate::ids::QmailIds::load()
-        .ok()
-        .and_then(|i| i.uid("qmailq"))
+    // Looked up once: the ids do not change while we run.
+    static QMAILQ: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    QMAILQ
+        .get_or_init(|| {
+            crate::ids::QmailIds::load()
+                .ok()
+                .and_then(|i| i.uid("qmailq"))
+        })
         .is_some_and(|q| q == uid)
 }
 

@@ -4,7 +4,7 @@
 //!
 //! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
 //! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
-//! flush points logically every 1024 bytes of input while reading up to 1 MiB per system
+//! flush points logically every 1024 bytes of input while reading up to 64 KiB per system
 //! call. The only per-line system call is `=FILE`'s status write, which the format needs.
 //!
 //! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
@@ -33,7 +33,10 @@ use crate::stamp::{Clock, ISO_LEN};
 const LINE: usize = 1000;
 /// daemontools' read size, whose flush points we replay.
 const BLOCK: u64 = 1024;
-const READ: usize = 1024 * 1024;
+/// Bytes per read. Larger reads barely help (the work is in the kernel's copies), and what
+/// we have read but not yet written is what a SIGKILL can lose, so keep it moderate; lines
+/// still in the pipe survive for the next multilog.
+const READ: usize = 64 * 1024;
 
 enum State {
     /// Between lines.

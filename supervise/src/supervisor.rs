@@ -13,10 +13,9 @@
 //!
 //! Differences from daemontools 0.76, on purpose:
 //! - the restart guard (at most one start of ./run per second) is a deadline in the loop, not a
-//!   blocking sleep, so commands are still handled during that second;
-//! - a ./run that cannot be executed (missing, not executable) gets the same message as in
-//!   daemontools and is retried every second, but the status shows the service down (want up)
-//!   rather than up with the pid of a child that failed to exec;
+//!   blocking sleep, so commands are still handled during that second; a ./run that cannot be
+//!   executed gets daemontools' message ("unable to start DIR/run: …", reported by the parent
+//!   from a pipe the child writes its errno to) and is retried every second;
 //! - after each exit of ./run, `./finish CODE SIGNAL` runs when present (CODE is the exit
 //!   code or -1 when killed by a signal, SIGNAL the signal number or 0), for at most 5 seconds;
 //!   ./run is not restarted before ./finish has ended;
@@ -86,6 +85,7 @@ struct Supervisor {
     last_start: Option<Instant>,
     finish: Option<(Pid, Instant)>,
     notify: Option<OwnedFd>,
+    exec_err: Option<OwnedFd>,
 }
 
 fn open_fifo(path: &str, write: bool) -> io::Result<File> {
@@ -195,6 +195,7 @@ impl Supervisor {
             last_start: None,
             finish: None,
             notify: None,
+            exec_err: None,
         })
     }
 
@@ -250,13 +251,20 @@ impl Supervisor {
                 }
             }
             let ms = timeout.as_millis().min(i32::MAX as u128) as i32 + 1;
-            let (sig_ready, ctl_ready, notify_ready) = {
+            let (sig_ready, ctl_ready, notify_ready, err_ready) = {
                 let mut fds = vec![
                     PollFd::new(self.sigpipe.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.control_r.as_fd(), PollFlags::POLLIN),
                 ];
+                let mut ni = None;
+                let mut ei = None;
                 if let Some(n) = &self.notify {
+                    ni = Some(fds.len());
                     fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+                }
+                if let Some(e) = &self.exec_err {
+                    ei = Some(fds.len());
+                    fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
                 }
                 match poll(
                     &mut fds,
@@ -271,8 +279,16 @@ impl Supervisor {
                     }
                 }
                 let r = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                (r(&fds[0]), r(&fds[1]), fds.get(2).is_some_and(r))
+                (
+                    r(&fds[0]),
+                    r(&fds[1]),
+                    ni.is_some_and(|i| r(&fds[i])),
+                    ei.is_some_and(|i| r(&fds[i])),
+                )
             };
+            if err_ready {
+                self.read_exec_err();
+            }
             if sig_ready {
                 let mut buf = [0u8; 64];
                 while matches!((&self.sigpipe).read(&mut buf), Ok(n) if n > 0) {}
@@ -316,6 +332,8 @@ impl Supervisor {
     }
 
     fn run_exited(&mut self, ws: WaitStatus) {
+        self.read_exec_err();
+        self.exec_err = None;
         self.pid = None;
         self.when = SystemTime::now();
         self.paused = false;
@@ -379,7 +397,6 @@ impl Supervisor {
     fn start(&mut self) {
         self.start_pending = false;
         self.last_start = Some(Instant::now());
-        let mut cmd = Command::new("./run");
         let mut notify_pipe = None;
         if let Some(n) = self.notification_fd() {
             match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
@@ -387,16 +404,49 @@ impl Supervisor {
                 Err(e) => warn(&format!("unable to create pipe: {}", nix_str(e))),
             }
         }
-        childproc::fresh(
-            &mut cmd,
-            notify_pipe.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n)),
-        );
-        match cmd.spawn() {
-            Ok(child) => {
-                self.pid = Some(Pid::from_raw(child.id() as i32));
+        // The child reports a failed exec through this pipe (closed on a successful exec).
+        let (err_r, err_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => {
+                warn(&format!("unable to create pipe: {}", nix_str(e)));
+                self.retry_later();
+                return;
+            }
+        };
+        let ignored = childproc::ignored();
+        let dup = notify_pipe.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        let run = c"./run";
+        let argv: [*const libc::c_char; 2] = [run.as_ptr(), std::ptr::null()];
+        let err_wfd = err_w.as_raw_fd();
+        // SAFETY: supervise is single-threaded (signal-hook's pipe registration starts no
+        // thread), so the child of fork is a consistent copy. In the child we only call
+        // async-signal-safe functions — `reset_in_child`, execv, write, _exit — on data
+        // prepared before the fork (a static C string, a stack array of pointers, integers).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => unsafe {
+                let code = match childproc::reset_in_child(ignored, dup) {
+                    Err(e) => e,
+                    Ok(()) => {
+                        libc::execv(run.as_ptr(), argv.as_ptr());
+                        *libc::__errno_location()
+                    }
+                };
+                let b = code.to_ne_bytes();
+                libc::write(err_wfd, b.as_ptr().cast(), b.len());
+                libc::_exit(111);
+            },
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                drop(err_w);
+                self.pid = Some(child);
                 self.when = SystemTime::now();
                 self.paused = false;
+                self.announce();
                 let _ = fs::remove_file("supervise/ready");
+                let _ = nix::fcntl::fcntl(
+                    err_r.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                self.exec_err = Some(err_r);
                 if let Some((r, w, _)) = notify_pipe {
                     drop(w);
                     let _ = nix::fcntl::fcntl(
@@ -405,18 +455,52 @@ impl Supervisor {
                     );
                     self.notify = Some(r);
                 }
-                self.announce();
             }
             Err(e) => {
-                eprintln!(
-                    "supervise: fatal: unable to start {}/run: {}",
-                    self.dir,
-                    err_str(&e)
-                );
-                if self.flag_want && self.flag_want_up {
-                    self.start_pending = true;
-                }
+                warn(&format!("unable to fork: {}", nix_str(e)));
+                self.retry_later();
             }
+        }
+    }
+
+    fn retry_later(&mut self) {
+        if self.flag_want && self.flag_want_up {
+            self.start_pending = true;
+        }
+    }
+
+    /// The child's report of a failed exec: print it as daemontools does (the child then
+    /// exits 111 and is restarted like any other exit).
+    fn read_exec_err(&mut self) {
+        let Some(fd) = self.exec_err.take() else {
+            return;
+        };
+        let mut f = File::from(fd);
+        let mut b = [0u8; 4];
+        let mut got = 0;
+        loop {
+            match f.read(&mut b[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got == 4 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.exec_err = Some(OwnedFd::from(f));
+                    return;
+                }
+                Err(_) => break,
+            }
+        }
+        if got == 4 {
+            eprintln!(
+                "supervise: fatal: unable to start {}/run: {}",
+                self.dir,
+                crate::errstr::errno_str(i32::from_ne_bytes(b))
+            );
         }
     }
 

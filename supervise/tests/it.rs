@@ -324,24 +324,30 @@ fn second_supervise_is_refused() {
 }
 
 #[test]
-fn sigterm_to_supervise_leaves_service_running() {
-    let (_t, d) = service(SLEEPER);
-    let mut s = supervise(&d);
-    let p = wait_up(&d);
-    s.signal(nix::sys::signal::SIGTERM);
-    let st = s.wait_timeout(LONG).expect("supervise survived SIGTERM");
+fn sigterm_or_sighup_to_supervise_leaves_service_running() {
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(st.signal(), Some(libc::SIGTERM));
-    assert!(
-        alive(p),
-        "the service must survive its supervise, as with daemontools"
-    );
-    // a new supervise can take over the directory (and starts a new instance)
-    let _s2 = supervise(&d);
-    must(LONG, "new supervise running", || {
-        out(Command::new(bin("svok")).arg(&d)).0 == 0
-    });
-    drop(s); // kills the old group, including the orphaned service
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGHUP] {
+        let (_t, d) = service(SLEEPER);
+        let mut s = supervise(&d);
+        let p = wait_up(&d);
+        s.signal(sig);
+        let st = s.wait_timeout(LONG).expect("supervise survived the signal");
+        assert_eq!(st.signal(), Some(sig as i32));
+        assert!(
+            alive(p),
+            "the service must survive its supervise, as with daemontools"
+        );
+        assert_eq!(
+            svstat(&d),
+            format!("{}: supervise not running", d.display())
+        );
+        // a new supervise can take over the directory
+        let _s2 = supervise(&d);
+        must(LONG, "new supervise running", || {
+            out(Command::new(bin("svok")).arg(&d)).0 == 0
+        });
+        drop(s); // kills the old group, including the orphaned service
+    }
 }
 
 #[test]
@@ -720,7 +726,7 @@ fn compat_run(ours_supervise: bool) {
     let Some(deb_svok) = external("/usr/bin/svok") else {
         return;
     };
-    let (_t, d) = service(SLEEPER);
+    let (t, d) = service("#!/bin/sh\n[ -e ../ignoreterm ] && trap '' TERM\nexec sleep 1000\n");
     let sup = if ours_supervise {
         bin("supervise")
     } else {
@@ -767,6 +773,24 @@ fn compat_run(ours_supervise: bool) {
     let p2 = pid(&d).unwrap();
     assert_eq!(out(Command::new(&ctl).arg("-k").arg(&d)).0, 0);
     must(LONG, "restarted", || pid(&d).is_some_and(|n| n != p2));
+    // a service that ignores SIGTERM stays up after -d: "want down"
+    fs::write(t.path().join("ignoreterm"), "").unwrap();
+    let p3 = pid(&d).unwrap();
+    assert_eq!(out(Command::new(&ctl).arg("-k").arg(&d)).0, 0);
+    must(LONG, "restarted ignoring TERM", || {
+        pid(&d).is_some_and(|n| n != p3)
+    });
+    assert_eq!(out(Command::new(&other_ctl).arg("-d").arg(&d)).0, 0);
+    must(LONG, "svstats agree (want down)", || {
+        let (a, b) = both_svstat(&deb_svstat, &d);
+        a == b && a.ends_with(" seconds, normally down, want down")
+    });
+    fs::remove_file(t.path().join("ignoreterm")).unwrap();
+    assert_eq!(out(Command::new(&ctl).args(["-k", "-u"]).arg(&d)).0, 0);
+    must(LONG, "up again after -k -u", || {
+        let (a, b) = both_svstat(&deb_svstat, &d);
+        a == b && a.contains(": up (pid ") && !a.contains("want")
+    });
     // exit through the other side's svc
     let mut s = _s;
     assert_eq!(out(Command::new(&ctl).args(["-dx"]).arg(&d)).0, 0);

@@ -180,7 +180,10 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
         });
         if !ok {
             let t = self.log_text();
-            panic!("qmail-send did not start; log ends:\n{}", &t[t.len().saturating_sub(3000)..]);
+            panic!(
+                "qmail-send did not start; log ends:\n{}",
+                &t[t.len().saturating_sub(3000)..]
+            );
         }
     }
 
@@ -986,12 +989,22 @@ fn qmail_start_feeds_the_logger_and_runs_each_daemon_as_its_user() {
     must(LONG, "log through the logger", || {
         logged().contains("status: local 0/10 remote 0/20\n")
     });
-    assert_eq!(q.qq(b"Subject: via logger\n\n", &envelope("a@b.test", &["alice@example.org"])), 0);
+    assert_eq!(
+        q.qq(
+            b"Subject: via logger\n\n",
+            &envelope("a@b.test", &["alice@example.org"])
+        ),
+        0
+    );
     q.wait_mail(&q.alice_maildir(), "Subject: via logger");
     must(LONG, "end msg logged", || logged().contains("end msg "));
     if is_root() {
         assert_eq!(proc_uid(p.pid()), Some(64007), "qmail-send runs as qmails");
-        for (prog, uid) in [("qmail-clean", 64005), ("qmail-rspawn", 64006), ("qmail-lspawn", 0)] {
+        for (prog, uid) in [
+            ("qmail-clean", 64005),
+            ("qmail-rspawn", 64006),
+            ("qmail-lspawn", 0),
+        ] {
             let pids = pids_of(&q.home.join("bin").join(prog));
             assert_eq!(pids.len(), 1, "{prog}");
             assert_eq!(proc_uid(pids[0]), Some(uid), "{prog}");
@@ -999,8 +1012,65 @@ fn qmail_start_feeds_the_logger_and_runs_each_daemon_as_its_user() {
         let m = q.new_mail(&q.alice_maildir()).concat();
         assert!(m.contains("Delivered-To: alice@example.org"));
         use std::os::unix::fs::MetadataExt;
-        let f = fs::read_dir(q.alice_maildir().join("new")).unwrap().next().unwrap().unwrap();
-        assert_eq!(f.metadata().unwrap().uid(), q.alice_uid, "delivered as alice");
+        let f = fs::read_dir(q.alice_maildir().join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.metadata().unwrap().uid(),
+            q.alice_uid,
+            "delivered as alice"
+        );
     }
     let _ = &mut q;
+}
+
+#[test]
+fn queuelifetime_turns_a_deferral_into_a_bounce() {
+    let mut q = Q::new();
+    fs::write(q.home.join("control/queuelifetime"), "0\n").unwrap();
+    let missing = q.top.join("no-such-qmail-remote").display().to_string();
+    q.start_with(&[("QMAILREMOTE", &missing)]);
+    assert_eq!(
+        q.qq(
+            b"Subject: too old\n\n",
+            &envelope("alice@example.org", &["x@remote.test"])
+        ),
+        0
+    );
+    q.wait_log(
+        "delivery %: failure: Unable_to_run_qmail-remote./I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./",
+    );
+    let b = q.wait_mail(&q.alice_maildir(), "Subject: failure notice");
+    assert!(
+        b.contains("<x@remote.test>:\nUnable to run qmail-remote.\nI'm not going to try again; this message has been in the queue too long.\n\n"),
+        "{b}"
+    );
+    q.wait_log("end msg %");
+}
+
+#[test]
+fn qmail_clean_protocol() {
+    let q = Q::new();
+    assert_eq!(q.qq(b"Subject: c\n\n", &envelope("a@b", &["c@d"])), 0);
+    let id: u64 = fs::read_dir(q.home.join("queue/todo"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let input = format!("todo/{id}\0foop/{id}\0foop/{id}\0bogus/1\0todo/x\0");
+    let mut cmd = Command::new(q.home.join("bin/qmail-clean"));
+    cmd.env("QMAILHOME", &q.home);
+    let out = rqmail_tests::run_with_input(&mut cmd, Some(input.as_bytes()), LONG);
+    assert_eq!(out.stdout, b"+++xx");
+    assert_eq!(
+        q.queue_files("todo") + q.queue_files("intd") + q.queue_files("mess"),
+        0
+    );
 }

@@ -1530,3 +1530,54 @@ fn end_to_end_outgoing_alias_recipe_then_maildirsmtp() {
     );
     assert!(!file.exists());
 }
+
+#[test]
+fn maildirsmtp_keeps_everything_when_the_greeting_fails_or_the_link_dies() {
+    let t = tempdir();
+    let md = maildir(t.path());
+    put(
+        &md,
+        "new/1.a",
+        "a@example.org",
+        "p-u@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    put(
+        &md,
+        "new/2.b",
+        "b@example.org",
+        "p-v@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    let port = fake_server(|s| {
+        let mut w = s.try_clone().unwrap();
+        w.write_all(b"554 not now\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let _ = cmd(&mut r);
+    });
+    let run = |port: u16| {
+        Command::new(bin("maildirsmtp"))
+            .arg(&md)
+            .arg("p-")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("h.example.org")
+            .output()
+            .unwrap()
+    };
+    let out = run(port);
+    assert_eq!(out.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("greeting failed") && err.contains("554 not now"),
+        "{err}"
+    );
+    assert!(md.join("new/1.a").exists() && md.join("new/2.b").exists());
+    // The server dies in the middle of the first message: nothing is lost.
+    let port = fake_server(|s| {
+        let r = up_to_data(&s);
+        drop(r);
+    });
+    let out = run(port);
+    assert_eq!(out.status.code(), Some(111), "{out:?}");
+    assert!(md.join("new/1.a").exists() && md.join("new/2.b").exists());
+}
