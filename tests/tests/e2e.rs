@@ -671,3 +671,56 @@ fn newcomer_walkthrough_swaks_and_curl() {
     let out = run(Command::new(&curl).args(["-s", "--user", "alice:wrong", &url]));
     assert!(!out.status.success());
 }
+
+/// rc/rc, the boot script for systems without svscan: qmail-start with multilog as its logger.
+#[test]
+fn rc_boot_script_delivers_and_logs_through_multilog() {
+    let tmp = tempdir();
+    let home = tmp.path().join("qmail");
+    let logdir = tmp.path().join("log");
+    let out = run(Command::new(checkout().join("rc/qmailctl"))
+        .arg("--root")
+        .arg(&home)
+        .args(["install", "--user-mode", "--domain", "rc.example", "--no-link"])
+        .env("RQMAIL_BIN", bin_dir())
+        .env_remove("QMAILHOME"));
+    assert!(
+        out.status.success(),
+        "install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The alias user's Maildir receives mail for postmaster (alias chain → ~alias/Maildir).
+    let mut rc = Proc::spawn(
+        Command::new(checkout().join("rc/rc"))
+            .env("QMAILHOME", &home)
+            .env("QMAILLOG", &logdir)
+            .stdin(std::process::Stdio::null()),
+    );
+    let out = run_with_input(
+        Command::new(home.join("bin/qmail-inject"))
+            .env("QMAILHOME", &home)
+            .arg("postmaster@rc.example"),
+        Some(b"Subject: boot\n\nfrom rc\n"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = home.join("alias/Maildir/new");
+    let delivered = wait_until(Duration::from_secs(60), || {
+        std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0) == 1
+    });
+    let logged = wait_until(Duration::from_secs(30), || {
+        log_lines(&logdir)
+            .iter()
+            .any(|l| l.starts_with("@4000") && l.contains(": success: "))
+    });
+    rc.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = rc.wait_timeout(Duration::from_secs(20));
+    drop(rc);
+    kill_everything_under(&home);
+    assert!(delivered, "not delivered via rc");
+    assert!(logged, "no stamped success line in {}", logdir.display());
+}
