@@ -311,12 +311,11 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
             });
         }
     }
-    // Every other rqmail program: built ones when installing, installed ones when checking.
-    let others = match build {
-        Some(b) => b.to_path_buf(),
-        None => dir.join("bin"),
-    };
-    if let Ok(rd) = fs::read_dir(&others) {
+    // Every other rqmail program we build is copied too (mode 0755). `--check` looks only at
+    // qmail's own programs: others may have put their own files into bin/.
+    if let Some(others) = build
+        && let Ok(rd) = fs::read_dir(others)
+    {
         let mut extra: Vec<String> = rd
             .flatten()
             .filter(|e| {

@@ -45,13 +45,16 @@ fn ids_for(ids: &Option<QmailIds>, user: &str, group: &str) -> Option<(u32, u32)
 }
 
 fn spawn(
+    logger: bool,
     name: &str,
     args: &[String],
     stdin: OwnedFd,
     stdout: Option<OwnedFd>,
     who: Option<(u32, u32)>,
 ) -> std::io::Result<()> {
-    let prog = if name.contains('/') {
+    // The qmail daemons come from QMAILHOME/bin; the logger is found through $PATH, as exec
+    // would find it.
+    let prog = if logger || name.contains('/') {
         std::path::PathBuf::from(name)
     } else {
         crate::home::bin(name)
@@ -112,6 +115,7 @@ pub fn main(args: Vec<String>) -> i32 {
         } else {
             let (r, w) = pipe()?;
             spawn(
+                true,
                 &logger[0],
                 &logger[1..],
                 r,
@@ -123,6 +127,7 @@ pub fn main(args: Vec<String>) -> i32 {
         let (l_cmd_r, l_cmd_w) = pipe()?;
         let (l_res_r, l_res_w) = pipe()?;
         spawn(
+            false,
             "qmail-lspawn",
             std::slice::from_ref(&dd),
             l_cmd_r,
@@ -132,6 +137,7 @@ pub fn main(args: Vec<String>) -> i32 {
         let (r_cmd_r, r_cmd_w) = pipe()?;
         let (r_res_r, r_res_w) = pipe()?;
         spawn(
+            false,
             "qmail-rspawn",
             &[],
             r_cmd_r,
@@ -141,6 +147,7 @@ pub fn main(args: Vec<String>) -> i32 {
         let (c_cmd_r, c_cmd_w) = pipe()?;
         let (c_res_r, c_res_w) = pipe()?;
         spawn(
+            false,
             "qmail-clean",
             &[],
             c_cmd_r,
