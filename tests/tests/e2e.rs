@@ -689,6 +689,12 @@ fn rc_boot_script_delivers_and_logs_through_multilog() {
         "install: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The log directory belongs to the logger's user, as an admin sets up /var/log/qmail.
+    std::fs::create_dir_all(&logdir).expect("log dir");
+    if nix::unistd::geteuid().is_root() {
+        let id = qmail_id(&home, "qmaill");
+        std::os::unix::fs::chown(&logdir, Some(id), None).expect("chown log dir");
+    }
     // The alias user's Maildir receives mail for postmaster (alias chain → ~alias/Maildir).
     let mut rc = Proc::spawn(
         Command::new(checkout().join("rc/rc"))
