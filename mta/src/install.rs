@@ -81,6 +81,45 @@ const PROGRAMS: &[(&str, u32)] = &[
     ("maildirserial", 0o755),
     ("serialsmtp", 0o755),
     ("qmail-qadmin", 0o755),
+    ("qmail-poppass", 0o755),
+    // The rest of the bundle, so run scripts find everything in QMAILHOME/bin: supervision,
+    // logging, the network front and the log analyzer.
+    ("supervise", 0o755),
+    ("svc", 0o755),
+    ("svstat", 0o755),
+    ("svok", 0o755),
+    ("svscan", 0o755),
+    ("svscanboot", 0o755),
+    ("readproctitle", 0o755),
+    ("setuidgid", 0o755),
+    ("envuidgid", 0o755),
+    ("envdir", 0o755),
+    ("softlimit", 0o755),
+    ("setlock", 0o755),
+    ("pgrphack", 0o755),
+    ("fghack", 0o755),
+    ("multilog", 0o755),
+    ("tai64n", 0o755),
+    ("tai64nlocal", 0o755),
+    ("tcpserver", 0o755),
+    ("tcprules", 0o755),
+    ("tcprulescheck", 0o755),
+    ("qmailanalog", 0o755),
+    ("matchup", 0o755),
+    ("zoverall", 0o755),
+    ("zddist", 0o755),
+    ("zdeferrals", 0o755),
+    ("zfailures", 0o755),
+    ("zrecipients", 0o755),
+    ("zrhosts", 0o755),
+    ("zrxdelay", 0o755),
+    ("zsenders", 0o755),
+    ("zsendmail", 0o755),
+    ("zsuccesses", 0o755),
+    ("zsuids", 0o755),
+    ("xqp", 0o755),
+    ("xrecipient", 0o755),
+    ("xsender", 0o755),
 ];
 
 /// Who owns an entry, in qmail's terms.
@@ -210,7 +249,9 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
     d("boot", Owner::Root, 0o755);
     d("doc", Owner::Root, 0o755);
     d("man", Owner::Root, 0o755);
-    for m in ["man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8"] {
+    for m in [
+        "man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8",
+    ] {
         d(&format!("man/{m}"), Owner::Root, 0o755);
     }
     d("alias", Owner::Alias, 0o2755);
@@ -277,7 +318,9 @@ fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 fn install_entry(e: &Entry, ids: &Ids, build: &Path) -> anyhow::Result<()> {
-    let ctx = |what: &str, err: io::Error| anyhow::anyhow!("unable to {what} {}: {err}", e.path.display());
+    let ctx = |what: &str, err: io::Error| {
+        anyhow::anyhow!("unable to {what} {}: {err}", e.path.display())
+    };
     match e.kind {
         Kind::Dir => match fs::create_dir(&e.path) {
             Ok(()) => {}
