@@ -1384,6 +1384,16 @@ fn e2e_program_exit_codes_loops_and_readers() {
     assert!(all.contains("no such list"), "{all}");
     assert!(all.contains("This message is looping"), "{all}");
     assert!(files_in(&ah.join("Maildir/new")).is_empty());
+    // Unsafe modes defer with a clear log line and deliver nothing.
+    s.put("alice", ".qmail-open", "./Maildir/\n");
+    chmod(&ah.join(".qmail-open"), 0o666);
+    s.inject("bob@example.org", &["alice-open@example.org"], &msg("open"));
+    s.wait_log("deferral: Uh-oh:_.qmail_file_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o770);
+    s.inject("bob@example.org", &["alice@example.org"], &msg("grouphome"));
+    s.wait_log("deferral: Uh-oh:_home_directory_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o700);
+    assert!(files_in(&ah.join("Maildir/new")).is_empty());
     // Python's mailbox reads what we deliver.
     if let Some(py) = external("/usr/bin/python3") {
         let o = run_with_input(
