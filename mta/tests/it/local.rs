@@ -1463,3 +1463,29 @@ fn e2e_new_user_from_skel_receives_mail() {
             .contains("Delivered-To: dave@example.org\n")
     );
 }
+
+#[test]
+fn qmail_getpw_never_picks_root_and_falls_back_to_alias() {
+    let d = tempdir();
+    let q = d.path();
+    std::fs::write(q.join("ids"), "alias:7790:7791\n").unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-getpw"))
+            .arg("Root-Stuff")
+            .env("QMAILHOME", q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let want = format!(
+        "alias\x007790\x007791\x00{}/alias\x00-\x00Root-Stuff\x00",
+        q.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    let o = run_with_input(
+        &mut Command::new(bin("qmail-getpw")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 100);
+}
