@@ -7,7 +7,7 @@
 //! uid, changes to the home directory, sets `USER`, `HOME` and `SHELL` and execs SUBPROGRAM.
 //!
 //! Accounts come from two places, in this order:
-//! 1. the virtual password file `QMAILHOME/users/poppasswd` (or `$CHECKPASSWORD_USERS`), for
+//! 1. the virtual password file `QMAILHOME/users/poppasswd` (or `$POPPASSWD`), for
 //!    mail-only users that need no /etc/passwd entry. One account per line:
 //!    `user:hash:uid:gid:home[:shell]`; empty lines and `#` comments are skipped. `hash` is a
 //!    crypt(3) string — yescrypt `$y$`, SHA-256 `$5$` or SHA-512 `$6$` — never a clear-text
@@ -253,7 +253,7 @@ pub fn main(args: Vec<String>) -> i32 {
     data.iter_mut().for_each(|b| *b = 0);
     let user = String::from_utf8_lossy(&user).into_owned();
     let home = crate::home::qmail_home();
-    let virt = env_path("CHECKPASSWORD_USERS", home.join("users").join("poppasswd"));
+    let virt = env_path("POPPASSWD", home.join("users").join("poppasswd"));
     let passwd = env_path("CHECKPASSWORD_PASSWD", "/etc/passwd".into());
     let shadow = env_path("CHECKPASSWORD_SHADOW", "/etc/shadow".into());
     let result = if user.is_empty() || user.contains(':') || user.contains('\n') {

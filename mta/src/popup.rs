@@ -125,6 +125,7 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> Option
     if !fd3_ok {
         return Some("-ERR unable to create pipe\r\n");
     }
+    crate::smtpd::netio::restore_blocking();
     let spawned = Command::new(&args[0]).args(&args[1..]).spawn();
     // Our copy of fd 3 (unless it is `r` itself, which drops below).
     if r.as_raw_fd() != 3 {
@@ -139,7 +140,8 @@ fn do_auth(args: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> Option
                 "qmail-popup: cannot run {}: {e}",
                 args[0]
             );
-            return Some("-ERR aack, child crashed\r\n");
+            // As qmail, whose child exits 1 when exec fails.
+            return Some("-ERR authorization failed\r\n");
         }
     };
     let mut data = Vec::with_capacity(user.len() + pass.len() + stamp.len() + 3);
@@ -265,6 +267,10 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn finish(io: &mut NetIo, sub: &[String], user: &[u8], pass: &mut [u8], stamp: &str) -> i32 {
+    // As in C, a NUL ends the string: it must not shift the fields on fd 3.
+    let user = &user[..memchr::memchr(0, user).unwrap_or(user.len())];
+    let plen = memchr::memchr(0, pass).unwrap_or(pass.len());
+    let pass = &mut pass[..plen];
     if io.flush().is_err() {
         return 1;
     }

@@ -63,7 +63,8 @@ pub struct Config {
     pub remotehost: String,
     pub remoteinfo: Option<String>,
     pub localhost: String,
-    pub local_ips: HashSet<Ipv4Addr>,
+    /// This host's IPv4 addresses, looked up the first time an address literal needs them.
+    pub local_ips: std::cell::OnceCell<HashSet<Ipv4Addr>>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -86,6 +87,11 @@ pub fn local_ipv4s() -> HashSet<Ipv4Addr> {
 }
 
 impl Config {
+    /// Is `ip` one of this host's addresses (or 0.0.0.0)?
+    pub fn is_local_ip(&self, ip: Ipv4Addr) -> bool {
+        self.local_ips.get_or_init(local_ipv4s).contains(&ip)
+    }
+
     /// Read the controls of `ctl` and the tcpserver environment.
     pub fn load(ctl: &Control) -> Result<Config, String> {
         let e = |x: crate::control::ControlError| x.to_string();
@@ -145,7 +151,7 @@ impl Config {
             localhost: env("TCPLOCALHOST")
                 .or_else(|| env("TCPLOCALIP"))
                 .unwrap_or_else(|| "unknown".into()),
-            local_ips: local_ipv4s(),
+            local_ips: std::cell::OnceCell::new(),
         })
     }
 }
@@ -153,7 +159,11 @@ impl Config {
 /// Parse the argument of MAIL/RCPT as qmail's addrparse: the text inside `<…>` (or after
 /// `:` up to a space), source route stripped, quotes and backslashes removed; a NUL ends it.
 /// Returns `None` for an address over 900 bytes.
-pub fn parse_addr(arg: &[u8], localiphost: &str, local_ips: &HashSet<Ipv4Addr>) -> Option<Vec<u8>> {
+pub fn parse_addr(
+    arg: &[u8],
+    localiphost: &str,
+    is_local_ip: &dyn Fn(Ipv4Addr) -> bool,
+) -> Option<Vec<u8>> {
     let (mut rest, terminator) = match memchr::memchr(b'<', arg) {
         Some(i) => (&arg[i + 1..], b'>'),
         None => {
@@ -204,7 +214,7 @@ pub fn parse_addr(arg: &[u8], localiphost: &str, local_ips: &HashSet<Ipv4Addr>) 
             if let Some(ip) = std::str::from_utf8(inner)
                 .ok()
                 .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                && local_ips.contains(&ip)
+                && is_local_ip(ip)
             {
                 addr.truncate(at + 1);
                 addr.extend_from_slice(localiphost.as_bytes());
@@ -446,7 +456,7 @@ impl Session {
         let parsed = if overflow {
             None
         } else {
-            parse_addr(arg, &self.cfg.localiphost, &self.cfg.local_ips)
+            parse_addr(arg, &self.cfg.localiphost, &|ip| self.cfg.is_local_ip(ip))
         };
         let Some(addr) = parsed else {
             self.io.out("555 syntax error (#5.5.4)\r\n");
@@ -475,7 +485,7 @@ impl Session {
         let parsed = if overflow {
             None
         } else {
-            parse_addr(arg, &self.cfg.localiphost, &self.cfg.local_ips)
+            parse_addr(arg, &self.cfg.localiphost, &|ip| self.cfg.is_local_ip(ip))
         };
         let Some(mut addr) = parsed else {
             self.io.out("555 syntax error (#5.5.4)\r\n");
@@ -760,7 +770,7 @@ mod tests {
     #[test]
     fn addresses_parse_like_qmail() {
         let p = |s: &str| {
-            parse_addr(s.as_bytes(), "mail.example.org", &ips())
+            parse_addr(s.as_bytes(), "mail.example.org", &|ip| ips().contains(&ip))
                 .map(|v| String::from_utf8(v).unwrap())
         };
         assert_eq!(p("FROM:<a@b>").unwrap(), "a@b");
@@ -795,7 +805,7 @@ mod tests {
             remotehost: "client.example.net".into(),
             remoteinfo: Some("joe x".into()),
             localhost: "mail.example.org".into(),
-            local_ips: ips(),
+            local_ips: std::cell::OnceCell::new(),
         };
         let t = UNIX_EPOCH + Duration::from_secs(1_795_563_080);
         assert_eq!(

@@ -63,6 +63,21 @@ fn set_nonblock(fd: RawFd) {
     })();
 }
 
+fn clear_nonblock(fd: RawFd) {
+    let _ = (|| -> nix::Result<()> {
+        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+        fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+        Ok(())
+    })();
+}
+
+/// Put fd 0 and 1 back into blocking mode, before handing them to another program that
+/// may expect it (qmail-popup's subprogram).
+pub fn restore_blocking() {
+    clear_nonblock(0);
+    clear_nonblock(1);
+}
+
 fn wait_fd(fd: BorrowedFd<'_>, flags: PollFlags, until: Instant) -> Result<(), NetError> {
     loop {
         let left = until.saturating_duration_since(Instant::now());

@@ -1105,3 +1105,45 @@ fn curl_smtp() {
         "{out:?}"
     );
 }
+
+/// The relay battery over a real socket: refused from 127.0.0.1 without rules, accepted when
+/// tcprules gives 127.0.0.1 RELAYCLIENT="".
+#[test]
+fn relay_battery_over_tcpserver_with_and_without_tcprules() {
+    if external("/usr/bin/python3").is_none() {
+        return;
+    }
+    let script = r#"
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+f = c.makefile("rb")
+assert f.readline().startswith(b"220 ")
+c.sendall(b"HELO battery.example\r\nMAIL FROM:<b@example.net>\r\n")
+assert f.readline() == b"250 mail.example.org\r\n"
+assert f.readline() == b"250 ok\r\n"
+for r in sys.argv[2:]:
+    c.sendall(b"RCPT TO:" + r.encode() + b"\r\n")
+    print(f.readline().decode().rstrip("\r\n"))
+c.sendall(b"QUIT\r\n")
+assert f.readline() == b"221 mail.example.org\r\n"
+"#;
+    for rules in [false, true] {
+        let h = Home::new();
+        let Some(s) = smtp_server(&h, rules) else {
+            return;
+        };
+        let port = s.port.to_string();
+        let mut args = vec![port.as_str()];
+        args.extend_from_slice(RELAY_BATTERY);
+        let out = python(script, &args);
+        let replies: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let want = if rules { "250 ok" } else { REFUSED };
+        assert_eq!(replies.len(), RELAY_BATTERY.len());
+        for (r, a) in replies.iter().zip(RELAY_BATTERY) {
+            assert_eq!(r, want, "rules={rules}: RCPT TO:{a}");
+        }
+    }
+}
