@@ -59,7 +59,7 @@ fn needs_quoting(local: &[u8]) -> bool {
         || local.windows(2).any(|w| w == b"..")
         || local
             .iter()
-            .any(|&c| c < 33 || c > 126 || b"()<>,;:\\\"[]@".contains(&c))
+            .any(|&c| !(33..=126).contains(&c) || b"()<>,;:\\\"[]@".contains(&c))
 }
 
 /// qmail's quote(): quote the local part when it is not a plain dot-atom.
@@ -99,14 +99,24 @@ pub fn envelope(sender: &[u8], cfg: &BounceConfig) -> Option<(Vec<u8>, Vec<u8>)>
 }
 
 /// The bounce message text up to the copy of the original (which follows a Return-Path line).
-pub fn head(sender: &[u8], to: &[u8], blocks: &[u8], cfg: &BounceConfig, now: std::time::SystemTime) -> Vec<u8> {
+pub fn head(
+    sender: &[u8],
+    to: &[u8],
+    blocks: &[u8],
+    cfg: &BounceConfig,
+    now: std::time::SystemTime,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(blocks.len() + 600);
     m.extend_from_slice(format!("Date: {}\n", crate::util::date822fmt(now)).as_bytes());
     m.extend_from_slice(format!("From: {}@{}\nTo: ", cfg.bouncefrom, cfg.bouncehost).as_bytes());
     m.extend_from_slice(&quote(to));
     m.extend_from_slice(b"\nSubject: failure notice\n\n");
     m.extend_from_slice(
-        format!("Hi. This is the qmail-send program at {}.\n", cfg.bouncehost).as_bytes(),
+        format!(
+            "Hi. This is the qmail-send program at {}.\n",
+            cfg.bouncehost
+        )
+        .as_bytes(),
     );
     if sender.is_empty() {
         m.extend_from_slice(
@@ -181,7 +191,10 @@ mod tests {
     #[test]
     fn blocks_and_envelopes() {
         assert_eq!(
-            block(b"nobody@example.org", b"Sorry, no mailbox here by that name. (#5.1.1)\n"),
+            block(
+                b"nobody@example.org",
+                b"Sorry, no mailbox here by that name. (#5.1.1)\n"
+            ),
             b"<nobody@example.org>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
         );
         assert_eq!(block(b"a@b", b"x\n\ny"), b"<a@b>:\nx\n/\ny\n\n");
@@ -201,7 +214,13 @@ mod tests {
     #[test]
     fn head_has_qmails_words() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_200_045);
-        let h = head(b"alice@example.org", b"alice@example.org", b"<n@x>:\nno\n\n", &cfg(), t);
+        let h = head(
+            b"alice@example.org",
+            b"alice@example.org",
+            b"<n@x>:\nno\n\n",
+            &cfg(),
+            t,
+        );
         let h = String::from_utf8(h).unwrap();
         assert_eq!(
             h,

@@ -56,23 +56,57 @@ pub fn main(args: Vec<String>) -> i32 {
     let dd = default_domain(&fqdn).to_string();
     let pd = plus_domain(&fqdn).to_string();
     let steps: [(&str, String, bool, String); 5] = [
-        ("me", format!("{fqdn}\n"), false, format!("Putting {fqdn} into control/me...")),
-        ("defaultdomain", format!("{dd}\n"), false, format!("Putting {dd} into control/defaultdomain...")),
-        ("plusdomain", format!("{pd}\n"), false, format!("Putting {pd} into control/plusdomain...")),
-        ("locals", format!("{fqdn}\n"), true, format!("Putting {fqdn} into control/locals...")),
-        ("rcpthosts", format!("{fqdn}\n"), true, format!("Putting {fqdn} into control/rcpthosts...")),
+        (
+            "me",
+            format!("{fqdn}\n"),
+            false,
+            format!("Putting {fqdn} into control/me..."),
+        ),
+        (
+            "defaultdomain",
+            format!("{dd}\n"),
+            false,
+            format!("Putting {dd} into control/defaultdomain..."),
+        ),
+        (
+            "plusdomain",
+            format!("{pd}\n"),
+            false,
+            format!("Putting {pd} into control/plusdomain..."),
+        ),
+        (
+            "locals",
+            format!("{fqdn}\n"),
+            true,
+            format!("Putting {fqdn} into control/locals..."),
+        ),
+        (
+            "rcpthosts",
+            format!("{fqdn}\n"),
+            true,
+            format!("Putting {fqdn} into control/rcpthosts..."),
+        ),
     ];
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Your fully qualified host name is {fqdn}.");
     for (name, text, append, say) in steps {
         let _ = writeln!(out, "{say}");
         if let Err(e) = write_file(&dir, name, &text, append) {
-            eprintln!("config-fast: fatal: unable to write {}: {e}", dir.join(name).display());
+            eprintln!(
+                "config-fast: fatal: unable to write {}: {e}",
+                dir.join(name).display()
+            );
             return 111;
         }
     }
-    let _ = writeln!(out, "Now qmail will refuse to accept SMTP messages except to {fqdn}.");
-    let _ = writeln!(out, "Make sure to change rcpthosts if you add hosts to locals or virtualdomains!");
+    let _ = writeln!(
+        out,
+        "Now qmail will refuse to accept SMTP messages except to {fqdn}."
+    );
+    let _ = writeln!(
+        out,
+        "Make sure to change rcpthosts if you add hosts to locals or virtualdomains!"
+    );
     0
 }
 

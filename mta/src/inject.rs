@@ -29,8 +29,10 @@
 //! its spacing and comments) instead of being re-folded at 80 columns; a message with no
 //! recipient at all is refused ("no recipients", exit 100) instead of being handed to
 //! qmail-queue; when a header line is followed directly by a non-header line, an empty line is
-//! put between them so the message keeps a valid header/body split; QMAILMFTFILE
-//! (Mail-Followup-To) is not supported.
+//! put between them so the message keeps a valid header/body split.
+//!
+//! QMAILMFTFILE names a file of mailing-list addresses (one a line): when To or Cc names one of
+//! them and the message has no Mail-Followup-To, one is added listing the To and Cc addresses.
 
 use crate::control::{Control, ControlError};
 use std::io::{Read, Write};
@@ -445,11 +447,14 @@ pub struct Settings {
     pub delete_messid: bool,
     pub hack_recip: bool,
     pub hack_mess: bool,
+    /// Lower-cased addresses from $QMAILMFTFILE, when it exists.
+    pub mft: Option<Vec<String>>,
 }
 
 impl Settings {
     /// From the environment variables.
-    pub fn from_env() -> Settings {
+    /// From the environment variables; an unreadable QMAILMFTFILE is an error naming it.
+    pub fn from_env() -> Result<Settings, String> {
         let env = |n: &str| std::env::var(n).ok();
         let first = |names: &[&str]| names.iter().find_map(|n| env(n));
         let mailuser =
@@ -474,7 +479,21 @@ impl Settings {
                 _ => {}
             }
         }
-        s
+        if let Some(f) = env("QMAILMFTFILE") {
+            match std::fs::read(&f) {
+                Ok(b) => {
+                    s.mft = Some(
+                        b.split(|&c| c == b'\n')
+                            .map(|l| latin1(l).trim_end().to_ascii_lowercase())
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .collect(),
+                    )
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("unable to read {f}: {e}")),
+            }
+        }
+        Ok(s)
     }
 }
 
@@ -560,6 +579,7 @@ pub fn prepare(
     let mut has_rto_rcc = false;
     let mut hrlist = Vec::new();
     let mut hrrlist = Vec::new();
+    let mut tocclist: Vec<String> = Vec::new();
     let mut saved: Vec<Vec<u8>> = Vec::new();
     for f in fields {
         let Some(name) = field_name(&f).map(str::to_string) else {
@@ -603,7 +623,11 @@ pub fn prepare(
                 Some((new, addrs)) => {
                     out = unlatin1(&format!("{name}:{new}\n"));
                     match k {
-                        Kind::ToCc | Kind::Bcc | Kind::ApparentlyTo => hrlist.extend(addrs),
+                        Kind::ToCc => {
+                            tocclist.extend(addrs.iter().cloned());
+                            hrlist.extend(addrs);
+                        }
+                        Kind::Bcc | Kind::ApparentlyTo => hrlist.extend(addrs),
                         Kind::ResentRcpt | Kind::ResentBcc => hrrlist.extend(addrs),
                         Kind::ReturnPath => {
                             if sender.is_none()
@@ -705,6 +729,17 @@ pub fn prepare(
     if !rcpt_seen {
         head.push(format!("{prefix}Cc: recipient list not shown: ;\n"));
     }
+    if !resent
+        && !seen.contains("mail-followup-to")
+        && let Some(lists) = &st.mft
+        && tocclist
+            .iter()
+            .any(|a| lists.contains(&a.to_ascii_lowercase()))
+    {
+        // As qmail-inject: the To and Cc addresses, last first.
+        let addrs: Vec<String> = tocclist.iter().rev().map(|a| quote_addr(a)).collect();
+        head.push(format!("Mail-Followup-To: {}\n", addrs.join(",\n  ")));
+    }
 
     let mut message = Vec::with_capacity(input.len() + 256);
     for h in head {
@@ -728,6 +763,30 @@ pub fn prepare(
         sender: unlatin1(&sender),
         recipients: recipients.iter().map(|r| unlatin1(r)).collect(),
     })
+}
+
+/// An envelope address written for a header: the local part quoted when it is not a dot-atom.
+fn quote_addr(a: &str) -> String {
+    let (local, domain) = match a.rfind('@') {
+        Some(i) => (&a[..i], Some(&a[i + 1..])),
+        None => (a, None),
+    };
+    let plain = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_graphic() && (c == '.' || !SPECIALS.contains(c)));
+    let l = if plain {
+        local.to_string()
+    } else {
+        Tok::quoted(local).text()
+    };
+    match domain {
+        Some(d) => format!("{l}@{d}"),
+        None => l,
+    }
 }
 
 /// The From field added when the message has none.
@@ -809,7 +868,10 @@ pub fn main(args: &[String]) -> i32 {
     if std::io::stdin().lock().read_to_end(&mut input).is_err() {
         return die(EXIT_TEMP, "read error");
     }
-    let st = Settings::from_env();
+    let st = match Settings::from_env() {
+        Ok(s) => s,
+        Err(m) => return die(EXIT_TEMP, &m),
+    };
     let p = match prepare(
         &input,
         &cfg,

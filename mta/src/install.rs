@@ -3,7 +3,8 @@
 //! Creates the qmail tree under DIR (bin, control, users, alias, boot, doc, man and the queue
 //! with its split subdirectories, lock/tcpto, lock/sendmutex and the lock/trigger fifo) with
 //! qmail's owners and modes (hier.c) and copies every rqmail program found next to its own
-//! executable into DIR/bin. Running it again fixes owners and modes and refreshes the programs.
+//! executable into DIR/bin (qmail's programs with qmail's modes, any other with 0755). Running
+//! it again fixes owners and modes and refreshes the programs.
 //! `--check` changes nothing and reports every missing file and wrong owner, group or mode
 //! (exit 111 when something is wrong).
 //!
@@ -81,6 +82,45 @@ const PROGRAMS: &[(&str, u32)] = &[
     ("maildirserial", 0o755),
     ("serialsmtp", 0o755),
     ("qmail-qadmin", 0o755),
+    ("qmail-poppass", 0o755),
+    // The rest of the bundle, so run scripts find everything in QMAILHOME/bin: supervision,
+    // logging, the network front and the log analyzer.
+    ("supervise", 0o755),
+    ("svc", 0o755),
+    ("svstat", 0o755),
+    ("svok", 0o755),
+    ("svscan", 0o755),
+    ("svscanboot", 0o755),
+    ("readproctitle", 0o755),
+    ("setuidgid", 0o755),
+    ("envuidgid", 0o755),
+    ("envdir", 0o755),
+    ("softlimit", 0o755),
+    ("setlock", 0o755),
+    ("pgrphack", 0o755),
+    ("fghack", 0o755),
+    ("multilog", 0o755),
+    ("tai64n", 0o755),
+    ("tai64nlocal", 0o755),
+    ("tcpserver", 0o755),
+    ("tcprules", 0o755),
+    ("tcprulescheck", 0o755),
+    ("qmailanalog", 0o755),
+    ("matchup", 0o755),
+    ("zoverall", 0o755),
+    ("zddist", 0o755),
+    ("zdeferrals", 0o755),
+    ("zfailures", 0o755),
+    ("zrecipients", 0o755),
+    ("zrhosts", 0o755),
+    ("zrxdelay", 0o755),
+    ("zsenders", 0o755),
+    ("zsendmail", 0o755),
+    ("zsuccesses", 0o755),
+    ("zsuids", 0o755),
+    ("xqp", 0o755),
+    ("xrecipient", 0o755),
+    ("xsender", 0o755),
 ];
 
 /// Who owns an entry, in qmail's terms.
@@ -210,7 +250,9 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
     d("boot", Owner::Root, 0o755);
     d("doc", Owner::Root, 0o755);
     d("man", Owner::Root, 0o755);
-    for m in ["man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8"] {
+    for m in [
+        "man1", "man5", "man7", "man8", "cat1", "cat5", "cat7", "cat8",
+    ] {
         d(&format!("man/{m}"), Owner::Root, 0o755);
     }
     d("alias", Owner::Alias, 0o2755);
@@ -269,6 +311,31 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
             });
         }
     }
+    // Every other rqmail program: built ones when installing, installed ones when checking.
+    let others = match build {
+        Some(b) => b.to_path_buf(),
+        None => dir.join("bin"),
+    };
+    if let Ok(rd) = fs::read_dir(&others) {
+        let mut extra: Vec<String> = rd
+            .flatten()
+            .filter(|e| {
+                e.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.contains('.') && !PROGRAMS.iter().any(|(p, _)| p == n))
+            .collect();
+        extra.sort();
+        for name in extra {
+            v.push(Entry {
+                path: dir.join("bin").join(name),
+                kind: Kind::Program,
+                owner: Owner::Root,
+                mode: 0o755,
+            });
+        }
+    }
     v
 }
 
@@ -277,7 +344,9 @@ fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 fn install_entry(e: &Entry, ids: &Ids, build: &Path) -> anyhow::Result<()> {
-    let ctx = |what: &str, err: io::Error| anyhow::anyhow!("unable to {what} {}: {err}", e.path.display());
+    let ctx = |what: &str, err: io::Error| {
+        anyhow::anyhow!("unable to {what} {}: {err}", e.path.display())
+    };
     match e.kind {
         Kind::Dir => match fs::create_dir(&e.path) {
             Ok(()) => {}

@@ -31,8 +31,6 @@
 //!   large"), after qmail's own line.
 //! * A message on a pipe (not a regular file) is first copied to an unlinked file in $TMPDIR, so
 //!   it can be read once per delivery line (qmail required a seekable standard input).
-//! * The "qp N" line after a forward is not printed (the qmail-queue client does not expose the
-//!   queue process id).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
@@ -614,11 +612,13 @@ impl Delivery {
         }
     }
 
-    fn forward(&self, recips: &[Vec<u8>], msg: &mut File) -> Result<(), Fail> {
+    /// Inject the forwards; returns qmail-queue's process id ("qp").
+    fn forward(&self, recips: &[Vec<u8>], msg: &mut File) -> Result<u32, Fail> {
         msg.seek(SeekFrom::Start(0))
             .map_err(|_| temp("Unable to rewind message. (#4.3.0)"))?;
         let mut qq = crate::qq::QueueClient::open()
             .map_err(|e| temp(format!("Unable to fork: {}. (#4.3.0)", os_text(&e))))?;
+        let qp = qq.pid();
         let _ = qq.write_all(&self.dtline);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -639,7 +639,7 @@ impl Delivery {
             }
         }
         match qq.finish(&self.newsender, recips) {
-            crate::qq::QueueResult::Ok => Ok(()),
+            crate::qq::QueueResult::Ok => Ok(qp),
             crate::qq::QueueResult::Temporary(t) => {
                 Err(temp(format!("Unable to forward message: {t}.")))
             }
@@ -827,11 +827,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Fail> {
             Instr::Forward(a) => forwards.push(a.clone()),
         }
     }
-    if !forwards.is_empty() {
-        d.forward(&forwards, msg)?;
-    }
+    let qp = if forwards.is_empty() {
+        None
+    } else {
+        Some(d.forward(&forwards, msg)?)
+    };
     let (f, w, p) = plan.counts(done);
-    let _ = out.write_all(format!("did {f}+{w}+{p}\n").as_bytes());
+    let mut report = format!("did {f}+{w}+{p}\n");
+    if let Some(qp) = qp {
+        report.push_str(&format!("qp {qp}\n"));
+    }
+    let _ = out.write_all(report.as_bytes());
     let _ = out.flush();
     Ok(())
 }

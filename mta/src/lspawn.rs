@@ -51,28 +51,31 @@ pub fn report(o: &ChildOutcome) -> Vec<u8> {
     };
     let Some(code) = o.status.code() else {
         let _ = o.status.signal();
-        return b"Zqmail-local crashed.".to_vec();
+        return b"Zqmail-local crashed.\n".to_vec();
     };
     match code {
         0 => with(b'K', &out),
         111 | 71 | 74 | 75 => with(b'Z', &out),
-        112 => b"ZInternal qmail-lspawn bug. (#4.3.0)".to_vec(),
-        113 => b"ZNot allowed to perform deliveries as root.".to_vec(),
-        115 => b"ZUnable to chdir to home directory. (#4.3.0)".to_vec(),
-        116 => b"ZUnable to find alias user!".to_vec(),
-        117 => b"ZTrouble reading users/cdb in qmail-lspawn.".to_vec(),
-        118 => b"ZSystem resources temporarily unavailable in qmail-lspawn.".to_vec(),
-        119 => b"ZOut of memory in qmail-lspawn.".to_vec(),
-        120 => b"ZUnable to run qmail-local.".to_vec(),
-        121 => b"ZUnable to run qmail-getpw.".to_vec(),
-        126 => b"DUnable to run qmail-local.".to_vec(),
+        112 => b"ZInternal qmail-lspawn bug. (#4.3.0)\n".to_vec(),
+        113 => b"ZNot allowed to perform deliveries as root.\n".to_vec(),
+        115 => b"ZUnable to chdir to home directory. (#4.3.0)\n".to_vec(),
+        116 => b"ZUnable to find alias user!\n".to_vec(),
+        117 => b"ZTrouble reading users/cdb in qmail-lspawn.\n".to_vec(),
+        118 => b"ZSystem resources temporarily unavailable in qmail-lspawn.\n".to_vec(),
+        119 => b"ZOut of memory in qmail-lspawn.\n".to_vec(),
+        120 => b"ZUnable to run qmail-local.\n".to_vec(),
+        121 => b"ZUnable to run qmail-getpw.\n".to_vec(),
+        126 => b"DUnable to run qmail-local.\n".to_vec(),
         _ => with(b'D', &out),
     }
 }
 
 impl Deliver for Local {
     fn deliver(&self, mess: File, sender: &[u8], recip: &[u8]) -> Vec<u8> {
-        let at = recip.iter().rposition(|&b| b == b'@').unwrap_or(recip.len());
+        let at = recip
+            .iter()
+            .rposition(|&b| b == b'@')
+            .unwrap_or(recip.len());
         let local = &recip[..at];
         let domain = recip.get(at + 1..).unwrap_or(&[]);
         if local.is_empty() {
@@ -82,17 +85,17 @@ impl Deliver for Local {
         let local_s = String::from_utf8_lossy(local).into_owned();
         let a = match crate::users::lookup(&local_s.to_ascii_lowercase()) {
             Ok(Some(a)) => a,
-            Ok(None) => return b"ZUnable to find alias user!".to_vec(),
+            Ok(None) => return b"ZUnable to find alias user!\n".to_vec(),
             Err(LookupError::UsersCdb(_)) => {
-                return b"ZTrouble reading users/cdb in qmail-lspawn.".to_vec();
+                return b"ZTrouble reading users/cdb in qmail-lspawn.\n".to_vec();
             }
             Err(LookupError::System(t)) => {
-                return format!("ZUnable to look up the owner of {local_s}: {t} (#4.3.0)")
+                return format!("ZUnable to look up the owner of {local_s}: {t} (#4.3.0)\n")
                     .into_bytes();
             }
         };
         if self.root && a.uid == 0 {
-            return b"ZNot allowed to perform deliveries as root.".to_vec();
+            return b"ZNot allowed to perform deliveries as root.\n".to_vec();
         }
         let mut cmd = Command::new(qmail_local_program());
         cmd.arg0("qmail-local").arg("--");
@@ -112,7 +115,7 @@ impl Deliver for Local {
         }
         match crate::spawn::run_child(cmd, mess, OUTPUT_CAP) {
             Ok(o) => report(&o),
-            Err(_) => b"ZUnable to run qmail-local.".to_vec(),
+            Err(_) => b"ZUnable to run qmail-local.\n".to_vec(),
         }
     }
 }

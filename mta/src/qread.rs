@@ -13,7 +13,13 @@ const SPLIT: u64 = crate::install::SPLIT;
 
 fn printable(b: &[u8]) -> String {
     b.iter()
-        .map(|&c| if (32..127).contains(&c) { c as char } else { '_' })
+        .map(|&c| {
+            if (32..127).contains(&c) {
+                c as char
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -76,7 +82,10 @@ pub fn qread_main() -> i32 {
         let ids = match ids_in(&q.join(format!("info/{s}"))) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("qmail-qread: fatal: unable to read {}: {e}", q.join(format!("info/{s}")).display());
+                eprintln!(
+                    "qmail-qread: fatal: unable to read {}: {e}",
+                    q.join(format!("info/{s}")).display()
+                );
                 return 111;
             }
         };
@@ -107,7 +116,10 @@ pub fn qstat_main() -> i32 {
         match count(&q.join(format!("mess/{s}"))) {
             Ok(n) => mess += n,
             Err(e) => {
-                eprintln!("qmail-qstat: fatal: unable to read {}: {e}", q.join(format!("mess/{s}")).display());
+                eprintln!(
+                    "qmail-qstat: fatal: unable to read {}: {e}",
+                    q.join(format!("mess/{s}")).display()
+                );
                 return 111;
             }
         }
@@ -115,7 +127,10 @@ pub fn qstat_main() -> i32 {
     let todo = match count(&q.join("todo")) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("qmail-qstat: fatal: unable to read {}: {e}", q.join("todo").display());
+            eprintln!(
+                "qmail-qstat: fatal: unable to read {}: {e}",
+                q.join("todo").display()
+            );
             return 111;
         }
     };

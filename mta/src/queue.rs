@@ -262,7 +262,8 @@ fn run(made: &mut Made) -> Result<(), Fail> {
     messfile.sync_all().map_err(|_| Fail(exit::WRITE))?;
     drop(messfile);
     // The mess/S/N entry must be on disk before todo/N can be.
-    crate::util::fsync_dir(Path::new(&format!("mess/{}", split(n)))).map_err(|_| Fail(exit::WRITE))?;
+    crate::util::fsync_dir(Path::new(&format!("mess/{}", split(n))))
+        .map_err(|_| Fail(exit::WRITE))?;
 
     // 5. The envelope into intd/N.
     // SAFETY: as for fd 0.
@@ -328,7 +329,9 @@ mod tests {
 
     #[test]
     fn envelope_parsing() {
-        let ok = read_envelope(&mut &b"Fa@b\0Tc@d\0Te@f\0\0"[..]).ok().unwrap();
+        let ok = read_envelope(&mut &b"Fa@b\0Tc@d\0Te@f\0\0"[..])
+            .ok()
+            .unwrap();
         assert_eq!(ok, b"Fa@b\0Tc@d\0Te@f\0");
         let code = |e: &[u8]| read_envelope(&mut &e[..]).err().map(|f| f.0);
         assert_eq!(code(b"Fa@b\0Tc@d\0"), Some(exit::READ));

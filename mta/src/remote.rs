@@ -11,7 +11,10 @@
 //! in random order) or, without MX, its A/AAAA records. A relay is resolved by A/AAAA only and
 //! skips the "I am an MX" check. `[1.2.3.4]` (or a bare IP) is used literally. If one of our
 //! own addresses is among the exchangers only strictly better preferences are tried. Addresses
-//! that timed out repeatedly are skipped for a while (see [`crate::tcpto`]).
+//! that timed out repeatedly are skipped for a while (see [`crate::tcpto`]). Without a relay,
+//! each recipient's domain is replaced by its canonical name when it is a CNAME (as qmail
+//! does; "CNAME lookup failed temporarily" when that lookup fails), and several recipients go
+//! in one SMTP transaction.
 //!
 //! Controls: `helohost` (default `me`; one of them is required), `timeoutconnect` (60),
 //! `timeoutremote` (1200), `smtproutes`. DNS servers: see [`dns`] (`$RQMAIL_RESOLVER`).

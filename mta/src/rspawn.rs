@@ -45,7 +45,7 @@ pub fn collapse(output: &[u8]) -> Vec<u8> {
     }
     let mut v = Vec::new();
     match (recip, message) {
-        (None, None) => return b"Zqmail-remote produced no output.".to_vec(),
+        (None, None) => return b"Zqmail-remote produced no output.\n".to_vec(),
         (Some((b'h', t)), _) => {
             v.push(b'D');
             v.extend_from_slice(t);
@@ -75,10 +75,10 @@ pub fn collapse(output: &[u8]) -> Vec<u8> {
 
 fn report(o: &ChildOutcome) -> Vec<u8> {
     match o.status.code() {
-        None => b"Zqmail-remote crashed.".to_vec(),
+        None => b"Zqmail-remote crashed.\n".to_vec(),
         Some(0) => collapse(&o.output),
-        Some(111) => b"ZUnable to run qmail-remote.".to_vec(),
-        Some(_) => b"DUnable to run qmail-remote.".to_vec(),
+        Some(111) => b"ZUnable to run qmail-remote.\n".to_vec(),
+        Some(_) => b"DUnable to run qmail-remote.\n".to_vec(),
     }
 }
 
@@ -97,7 +97,7 @@ impl Deliver for Remote {
             .arg(os(recip));
         match crate::spawn::run_child(cmd, mess, OUTPUT_CAP) {
             Ok(o) => report(&o),
-            Err(_) => b"ZUnable to run qmail-remote.".to_vec(),
+            Err(_) => b"ZUnable to run qmail-remote.\n".to_vec(),
         }
     }
 }
@@ -126,6 +126,6 @@ mod tests {
             collapse(b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n\0"),
             b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
         );
-        assert_eq!(collapse(b""), b"Zqmail-remote produced no output.");
+        assert_eq!(collapse(b""), b"Zqmail-remote produced no output.\n");
     }
 }

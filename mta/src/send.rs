@@ -23,12 +23,15 @@
 //! into [`Send::fill`] (which decides what to start) and [`Send::status`] (called after every
 //! change of the counts).
 
+// Channels are numbered 0 (local) and 1 (remote) and index several parallel arrays.
+#![allow(clippy::needless_range_loop)]
+
 mod rewrite;
 
 pub use rewrite::{Route, Routes};
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
@@ -51,6 +54,8 @@ const SLEEP_SYSFAIL: u64 = 123;
 const OSSIFIED: u64 = 129_600;
 /// Scan mess/ for leftovers this often.
 const SLEEP_CLEANUP: u64 = 76_431;
+/// At most this many todo entries are preprocessed together.
+const TODO_BATCH: usize = 64;
 /// Longest report accepted from a spawner.
 const REPORT_MAX: usize = 10_000;
 
@@ -111,10 +116,17 @@ impl Config {
     pub fn load(c: &Control) -> Result<Config, crate::control::ControlError> {
         let me = c.me()?;
         let mdef = me.clone().unwrap_or_default();
-        let bouncehost = c.line_or("bouncehost", if mdef.is_empty() { "bouncehost" } else { &mdef })?;
+        let bouncehost = c.line_or(
+            "bouncehost",
+            if mdef.is_empty() { "bouncehost" } else { &mdef },
+        )?;
         let dbhost = c.line_or(
             "doublebouncehost",
-            if mdef.is_empty() { "doublebouncehost" } else { &mdef },
+            if mdef.is_empty() {
+                "doublebouncehost"
+            } else {
+                &mdef
+            },
         )?;
         Ok(Config {
             routes: Routes::load(c)?,
@@ -132,6 +144,56 @@ impl Config {
             me,
         })
     }
+}
+
+/// A todo entry written out but not yet synced.
+struct Prepared {
+    id: u64,
+    files: Vec<(PathBuf, File)>,
+    chans: [bool; 2],
+}
+
+impl Prepared {
+    fn remove(&self) {
+        for (p, _) in &self.files {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Run `f` over `items` on a few threads; results in order.
+fn parallel<T: Sync, R: std::marker::Send + Default + Clone>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    const THREADS: usize = 8;
+    let n = items.len();
+    if n <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let per = n.div_ceil(THREADS);
+    let out = std::sync::Mutex::new(vec![R::default(); n]);
+    let run_chunk = |k: usize| {
+        for i in k * per..((k + 1) * per).min(n) {
+            let r = f(&items[i]);
+            if let Ok(mut o) = out.lock() {
+                o[i] = r;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for k in 0..n.div_ceil(per) {
+            let rc = &run_chunk;
+            if std::thread::Builder::new()
+                .spawn_scoped(s, move || rc(k))
+                .is_err()
+            {
+                // No thread to be had: do the work here.
+                run_chunk(k);
+            }
+        }
+    });
+    out.into_inner().unwrap_or_default()
 }
 
 /// One running delivery.
@@ -186,6 +248,10 @@ pub struct Send {
     delnum: u64,
     todo: std::collections::VecDeque<u64>,
     todo_known: HashSet<u64>,
+    /// todo/N removals asked of qmail-clean and not yet answered (not to be preprocessed again).
+    todo_cleaning: HashSet<u64>,
+    /// Requests sent to qmail-clean, oldest first.
+    clean_pending: std::collections::VecDeque<String>,
     next_todo_scan: u64,
     next_cleanup: u64,
     /// Messages to look at again later (bounce injection failed, …): (time, id).
@@ -234,22 +300,56 @@ impl Send {
         self.log(&l);
     }
 
+    /// Ask qmail-clean to remove something; its answer is read in the main loop.
     fn clean(&mut self, req: &str) {
+        // Never let the answers pile up to where both pipes are full.
+        while self.clean_pending.len() >= 4096 {
+            let mut fds = [nix::poll::PollFd::new(
+                self.clean_res.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
+            self.read_clean();
+        }
         let mut r = req.as_bytes().to_vec();
         r.push(0);
         if self.clean_cmd.write_all(&r).is_err() {
             self.lost_clean();
         }
-        let mut b = [0u8; 1];
-        loop {
-            match self.clean_res.read(&mut b) {
-                Ok(1) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => self.lost_clean(),
-            }
+        if let Some(id) = req
+            .strip_prefix("todo/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.todo_cleaning.insert(id);
         }
-        if b[0] != b'+' {
-            self.log(&format!("warning: qmail-clean unable to clean up {req}"));
+        self.clean_pending.push_back(req.to_string());
+    }
+
+    /// Read qmail-clean's answers (one byte per request, in order).
+    fn read_clean(&mut self) {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = match nix::unistd::read(self.clean_res.as_raw_fd(), &mut buf) {
+                Ok(0) => self.lost_clean(),
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => self.lost_clean(),
+            };
+            for &b in &buf[..n] {
+                let Some(req) = self.clean_pending.pop_front() else {
+                    continue;
+                };
+                if let Some(id) = req
+                    .strip_prefix("todo/")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    self.todo_cleaning.remove(&id);
+                }
+                if b != b'+' {
+                    self.log(&format!("warning: qmail-clean unable to clean up {req}"));
+                }
+            }
         }
     }
 
@@ -276,7 +376,7 @@ impl Send {
         let mut found: Vec<u64> = rd
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()))
-            .filter(|id| !self.todo_known.contains(id))
+            .filter(|id| !self.todo_known.contains(id) && !self.todo_cleaning.contains(id))
             .collect();
         found.sort_unstable();
         for id in found {
@@ -285,16 +385,19 @@ impl Send {
         }
     }
 
-    /// Preprocess todo/N into info/local/remote.
-    fn do_todo(&mut self, id: u64) {
+    /// Preprocess todo/N: read it, rewrite the recipients and write info/local/remote without
+    /// syncing them yet (the batch does that).
+    fn prepare_todo(&mut self, id: u64) -> Option<Prepared> {
         self.todo_known.remove(&id);
         let todofn = format!("todo/{id}");
         let data = match std::fs::read(&todofn) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(_) => {
-                self.log(&format!("warning: unable to open {todofn}; will try again later"));
-                return;
+                self.log(&format!(
+                    "warning: unable to open {todofn}; will try again later"
+                ));
+                return None;
             }
         };
         self.log(&format!("new msg {id}"));
@@ -303,7 +406,7 @@ impl Send {
             Ok(m) => m.len(),
             Err(_) => {
                 self.log(&format!("warning: unable to stat {}", messfn.display()));
-                return;
+                return None;
             }
         };
         let infofn = path_split("info", id);
@@ -312,8 +415,11 @@ impl Send {
             if let Err(e) = std::fs::remove_file(p)
                 && e.kind() != io::ErrorKind::NotFound
             {
-                self.log(&format!("warning: unable to unlink {}; will try again later", p.display()));
-                return;
+                self.log(&format!(
+                    "warning: unable to unlink {}; will try again later",
+                    p.display()
+                ));
+                return None;
             }
         }
         let mut uid = String::new();
@@ -348,22 +454,30 @@ impl Send {
         info.push(b'F');
         info.extend_from_slice(&sender);
         info.push(0);
-        let write = |p: &Path, data: &[u8]| -> io::Result<()> {
+        let write = |p: &Path, data: &[u8]| -> io::Result<File> {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(p)?;
             f.write_all(data)?;
-            f.sync_all()
+            Ok(f)
         };
-        if let Err(e) = write(&infofn, &info) {
-            self.log(&format!(
-                "warning: trouble writing to {}: {e}; will try again later",
-                infofn.display()
-            ));
-            let _ = std::fs::remove_file(&infofn);
-            return;
+        let mut prep = Prepared {
+            id,
+            files: Vec::with_capacity(3),
+            chans: [!out[0].is_empty(), !out[1].is_empty()],
+        };
+        match write(&infofn, &info) {
+            Ok(f) => prep.files.push((infofn.clone(), f)),
+            Err(e) => {
+                self.log(&format!(
+                    "warning: trouble writing to {}: {e}; will try again later",
+                    infofn.display()
+                ));
+                let _ = std::fs::remove_file(&infofn);
+                return None;
+            }
         }
         self.log(&format!(
             "info msg {id}: bytes {bytes} from <{}> qp {qp} uid {uid}",
@@ -373,43 +487,95 @@ impl Send {
             if out[c].is_empty() {
                 continue;
             }
-            if let Err(e) = write(&chanfn[c], &out[c]) {
-                self.log(&format!(
-                    "warning: trouble writing to {}: {e}; will try again later",
-                    chanfn[c].display()
-                ));
-                for p in [&infofn, &chanfn[0], &chanfn[1]] {
-                    let _ = std::fs::remove_file(p);
+            match write(&chanfn[c], &out[c]) {
+                Ok(f) => prep.files.push((chanfn[c].clone(), f)),
+                Err(e) => {
+                    self.log(&format!(
+                        "warning: trouble writing to {}: {e}; will try again later",
+                        chanfn[c].display()
+                    ));
+                    prep.remove();
+                    return None;
                 }
-                return;
             }
         }
-        // The new entries must be on disk before todo/N goes away.
-        let s = id % SPLIT;
-        let mut dirs = vec![format!("info/{s}")];
-        for c in 0..2 {
-            if !out[c].is_empty() {
-                dirs.push(format!("{}/{s}", CHANNELS[c]));
+        Some(prep)
+    }
+
+    /// Preprocess a batch of todo entries. Every new file and then every directory that got a
+    /// new entry is fsynced — in parallel, so that the file system can commit them together —
+    /// before qmail-clean removes the todo entries.
+    fn do_todo_batch(&mut self, ids: Vec<u64>) {
+        let mut preps: Vec<Prepared> = ids
+            .into_iter()
+            .filter_map(|id| self.prepare_todo(id))
+            .collect();
+        if preps.is_empty() {
+            return;
+        }
+        // 1. fsync the files.
+        let failed: Vec<bool> = parallel(&preps, |p| {
+            p.files.iter().any(|(_, f)| f.sync_all().is_err())
+        });
+        let mut ok = Vec::with_capacity(preps.len());
+        for (p, bad) in preps.drain(..).zip(failed) {
+            if bad {
+                self.log(&format!(
+                    "warning: trouble fsyncing {}; will try again later",
+                    p.files
+                        .first()
+                        .map(|f| f.0.display().to_string())
+                        .unwrap_or_default()
+                ));
+                p.remove();
+                self.retry_todo();
+            } else {
+                ok.push(p);
             }
         }
-        for d in dirs {
-            if crate::util::fsync_dir(Path::new(&d)).is_err() {
-                self.log(&format!("warning: trouble fsyncing {d}; will try again later"));
-                return;
+        // 2. fsync the directories holding the new entries.
+        let mut dirs: Vec<PathBuf> = ok
+            .iter()
+            .flat_map(|p| {
+                p.files
+                    .iter()
+                    .filter_map(|(f, _)| f.parent().map(Path::to_path_buf))
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let bad_dirs: Vec<bool> = parallel(&dirs, |d| crate::util::fsync_dir(d).is_err());
+        if let Some((d, _)) = dirs.iter().zip(&bad_dirs).find(|(_, b)| **b) {
+            self.log(&format!(
+                "warning: trouble fsyncing {}; will try again later",
+                d.display()
+            ));
+            for p in ok {
+                p.remove();
             }
+            self.retry_todo();
+            return;
         }
-        self.clean(&format!("todo/{id}"));
+        // 3. todo/N may go now.
         let t = now();
-        let mut any = false;
-        for c in 0..2 {
-            if !out[c].is_empty() {
-                self.chans[c].prioq.push(Reverse((t, id)));
-                any = true;
+        for p in ok {
+            self.clean(&format!("todo/{}", p.id));
+            let mut any = false;
+            for c in 0..2 {
+                if p.chans[c] {
+                    self.chans[c].prioq.push(Reverse((t, p.id)));
+                    any = true;
+                }
+            }
+            if !any {
+                self.mess_done(p.id);
             }
         }
-        if !any {
-            self.mess_done(id);
-        }
+    }
+
+    /// A todo entry could not be finished: look at todo/ again soon.
+    fn retry_todo(&mut self) {
+        self.next_todo_scan = self.next_todo_scan.min(now() + 10);
     }
 
     /// Open a job for message `id` on channel `c`.
@@ -441,25 +607,40 @@ impl Send {
                 return false;
             }
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", chanfn.display()));
-                self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    chanfn.display()
+                ));
+                self.chans[c]
+                    .prioq
+                    .push(Reverse((now() + SLEEP_SYSFAIL, id)));
                 return false;
             }
         };
         let mut data = Vec::new();
         if file.read_to_end(&mut data).is_err() {
-            self.log(&format!("warning: trouble reading {}; will try again later", chanfn.display()));
-            self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+            self.log(&format!(
+                "warning: trouble reading {}; will try again later",
+                chanfn.display()
+            ));
+            self.chans[c]
+                .prioq
+                .push(Reverse((now() + SLEEP_SYSFAIL, id)));
             return false;
         }
         let mut recs = Vec::new();
         let mut off = 0usize;
         while off < data.len() {
-            let end = memchr::memchr(0, &data[off..]).map(|e| off + e).unwrap_or(data.len());
+            let end = memchr::memchr(0, &data[off..])
+                .map(|e| off + e)
+                .unwrap_or(data.len());
             if data[off] == b'T' {
                 recs.push((off as u64, data[off + 1..end].to_vec()));
             } else if data[off] != b'D' {
-                self.log(&format!("warning: unknown record type in {}", chanfn.display()));
+                self.log(&format!(
+                    "warning: unknown record type in {}",
+                    chanfn.display()
+                ));
             }
             off = end + 1;
         }
@@ -500,8 +681,13 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&chanfn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", chanfn.display()));
-            self.chans[c].prioq.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                chanfn.display()
+            ));
+            self.chans[c]
+                .prioq
+                .push(Reverse((now() + SLEEP_SYSFAIL, id)));
             return;
         }
         if self.send_bounce(id) {
@@ -516,7 +702,10 @@ impl Send {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", bfn.display()));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    bfn.display()
+                ));
                 self.retry_done.push((now() + SLEEP_SYSFAIL, id));
                 return false;
             }
@@ -528,7 +717,10 @@ impl Send {
                 s.split(|&b| b == 0).next().unwrap_or(&[]).to_vec()
             }
             Err(_) => {
-                self.log(&format!("warning: unable to open {}; will try again later", infofn.display()));
+                self.log(&format!(
+                    "warning: unable to open {}; will try again later",
+                    infofn.display()
+                ));
                 self.retry_done.push((now() + SLEEP_SYSFAIL, id));
                 return false;
             }
@@ -545,7 +737,10 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&bfn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", bfn.display()));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                bfn.display()
+            ));
         }
         true
     }
@@ -568,7 +763,10 @@ impl Send {
         if let Err(e) = std::fs::remove_file(&infofn)
             && e.kind() != io::ErrorKind::NotFound
         {
-            self.log(&format!("warning: unable to unlink {}; will try again later", infofn.display()));
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later",
+                infofn.display()
+            ));
             self.retry_done.push((now() + SLEEP_SYSFAIL, id));
             return;
         }
@@ -583,7 +781,10 @@ impl Send {
         let Some(at) = s.iter().rposition(|&b| b == b'@') else {
             return sender.to_vec();
         };
-        let rat = recip.iter().rposition(|&b| b == b'@').unwrap_or(recip.len());
+        let rat = recip
+            .iter()
+            .rposition(|&b| b == b'@')
+            .unwrap_or(recip.len());
         let mut v = s[..at].to_vec();
         v.extend_from_slice(&recip[..rat]);
         if rat < recip.len() {
@@ -720,8 +921,7 @@ impl Send {
 
     /// Handle one report from channel `c`.
     fn report(&mut self, c: usize, slot: u8, rep: &[u8]) {
-        let Some(d) = self
-            .chans[c]
+        let Some(d) = self.chans[c]
             .slots
             .get_mut(slot as usize)
             .and_then(Option::take)
@@ -910,7 +1110,11 @@ impl Send {
             if self.alrm.swap(false, Ordering::SeqCst) {
                 let t = now();
                 for c in 0..2 {
-                    let items: Vec<_> = self.chans[c].prioq.drain().map(|Reverse((_, id))| Reverse((t, id))).collect();
+                    let items: Vec<_> = self.chans[c]
+                        .prioq
+                        .drain()
+                        .map(|Reverse((_, id))| Reverse((t, id)))
+                        .collect();
                     self.chans[c].prioq.extend(items);
                 }
                 for r in &mut self.retry_done {
@@ -942,8 +1146,10 @@ impl Send {
                 if t >= self.next_cleanup {
                     self.cleanup_leftovers();
                 }
-                if let Some(id) = self.todo.pop_front() {
-                    self.do_todo(id);
+                if !self.todo.is_empty() {
+                    let n = self.todo.len().min(TODO_BATCH);
+                    let batch: Vec<u64> = self.todo.drain(..n).collect();
+                    self.do_todo_batch(batch);
                 }
                 self.fill(0);
                 self.fill(1);
@@ -983,7 +1189,7 @@ impl Send {
 
     fn poll_once(&mut self, timeout: i32) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut revents = [PollFlags::empty(); 6];
+        let mut revents = [PollFlags::empty(); 7];
         {
             let mut fds = vec![
                 PollFd::new(self.sigpipe.as_fd(), PollFlags::POLLIN),
@@ -995,12 +1201,21 @@ impl Send {
             let want1 = !self.chans[1].outbuf.is_empty();
             fds.push(PollFd::new(
                 self.chans[0].cmd.as_fd(),
-                if want0 { PollFlags::POLLOUT } else { PollFlags::empty() },
+                if want0 {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                },
             ));
             fds.push(PollFd::new(
                 self.chans[1].cmd.as_fd(),
-                if want1 { PollFlags::POLLOUT } else { PollFlags::empty() },
+                if want1 {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::empty()
+                },
             ));
+            fds.push(PollFd::new(self.clean_res.as_fd(), PollFlags::POLLIN));
             let to = PollTimeout::try_from(timeout.max(0)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, to) {
                 Ok(_) => {}
@@ -1016,7 +1231,9 @@ impl Send {
                 revents[i] = f.revents().unwrap_or(PollFlags::empty());
             }
         }
-        let any = |f: PollFlags| f.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
+        let any = |f: PollFlags| {
+            f.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        };
         if any(revents[0]) {
             let mut b = [0u8; 64];
             let _ = (&self.sigpipe).read(&mut b);
@@ -1034,9 +1251,14 @@ impl Send {
             if any(revents[2 + c]) {
                 self.read_results(c);
             }
-            if revents[4 + c].intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP) {
+            if revents[4 + c]
+                .intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP)
+            {
                 self.flush_cmd(c);
             }
+        }
+        if any(revents[6]) {
+            self.read_clean();
         }
     }
 
@@ -1139,7 +1361,7 @@ pub fn main() -> i32 {
             return die_start(&mut log, "unable to set up signal handlers");
         }
     }
-    for f in [&l_cmd, &r_cmd, &l_res, &r_res] {
+    for f in [&l_cmd, &r_cmd, &l_res, &r_res, &c_res] {
         set_nonblock(f);
     }
     let mk = |idx: usize, cmd: File, res: File, lim: u8| {
@@ -1158,7 +1380,10 @@ pub fn main() -> i32 {
             jobs: HashMap::new(),
         }
     };
-    let chans = [mk(0, l_cmd, l_res, limits[0]), mk(1, r_cmd, r_res, limits[1])];
+    let chans = [
+        mk(0, l_cmd, l_res, limits[0]),
+        mk(1, r_cmd, r_res, limits[1]),
+    ];
     let mut s = Send {
         cfg: cfg.clone(),
         control,
@@ -1175,6 +1400,8 @@ pub fn main() -> i32 {
         delnum: 0,
         todo: Default::default(),
         todo_known: HashSet::new(),
+        todo_cleaning: HashSet::new(),
+        clean_pending: Default::default(),
         next_todo_scan: 0,
         next_cleanup: 0,
         retry_done: Vec::new(),
@@ -1203,7 +1430,10 @@ mod tests {
 
     #[test]
     fn verp_expands() {
-        assert_eq!(Send::verp(b"list-@example.org-@[]", b"bob@x.net"), b"list-bob=x.net@example.org");
+        assert_eq!(
+            Send::verp(b"list-@example.org-@[]", b"bob@x.net"),
+            b"list-bob=x.net@example.org"
+        );
         assert_eq!(Send::verp(b"a@b", b"c@d"), b"a@b");
     }
 }

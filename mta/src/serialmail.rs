@@ -483,11 +483,12 @@ fn rounds(
             }
             progress = true;
         });
-        if let Err(e) = &res {
-            eprintln!("{log}: warning: {e}");
-        }
-        if !progress || answered >= items.len() {
-            return Ok(removed);
+        let done = !progress || answered >= items.len();
+        match res {
+            Err(e) if done => return Err(e),
+            Err(e) => eprintln!("{log}: warning: {e}; trying again"),
+            Ok(()) if done => return Ok(removed),
+            Ok(()) => {}
         }
     }
 }
@@ -516,21 +517,14 @@ pub fn maildirsmtp_main() -> i32 {
         bounce: true,
         lifetime: Some(LIFETIME),
     };
-    let mut connect_failed = None;
     let res = rounds(
         &dir,
         prefix.as_bytes(),
         &policy,
         log,
         &mut |items, report| {
-            let stream = match connect(&h, port) {
-                Ok(s) => s,
-                Err(e) => {
-                    let e = format!("unable to connect to {h}:{port}: {e}");
-                    connect_failed = Some(e.clone());
-                    return Err(e);
-                }
-            };
+            let stream =
+                connect(&h, port).map_err(|e| format!("unable to connect to {h}:{port}: {e}"))?;
             let _ = stream.set_read_timeout(Some(TIMEOUT));
             let _ = stream.set_write_timeout(Some(TIMEOUT));
             let w = stream.try_clone().map_err(|e| e.to_string())?;
@@ -543,7 +537,6 @@ pub fn maildirsmtp_main() -> i32 {
             eprintln!("{log}: fatal: {e}");
             111
         }
-        Ok(_) if connect_failed.is_some() => 111,
         Ok(_) => 0,
     }
 }

@@ -22,37 +22,129 @@ enum Kind {
 const ME: &str = "\u{0}me"; // marker: default is the value of me
 
 const FILES: &[(&str, Kind)] = &[
-    ("badmailfrom", Kind::Lst("Any MAIL FROM is allowed.", "MAIL FROM:<", "> not accepted.")),
-    ("bouncefrom", Kind::Str("MAILER-DAEMON", "Bounce user name is ", ".")),
+    (
+        "badmailfrom",
+        Kind::Lst(
+            "Any MAIL FROM is allowed.",
+            "MAIL FROM:<",
+            "> not accepted.",
+        ),
+    ),
+    (
+        "bouncefrom",
+        Kind::Str("MAILER-DAEMON", "Bounce user name is ", "."),
+    ),
     ("bouncehost", Kind::Str(ME, "Bounce host name is ", ".")),
-    ("concurrencyincoming", Kind::Int(20, "Incoming SMTP concurrency (for tcpserver -c) is ", ".")),
-    ("concurrencylocal", Kind::Int(10, "Local concurrency is ", ".")),
-    ("concurrencyremote", Kind::Int(20, "Remote concurrency is ", ".")),
+    (
+        "concurrencyincoming",
+        Kind::Int(20, "Incoming SMTP concurrency (for tcpserver -c) is ", "."),
+    ),
+    (
+        "concurrencylocal",
+        Kind::Int(10, "Local concurrency is ", "."),
+    ),
+    (
+        "concurrencyremote",
+        Kind::Int(20, "Remote concurrency is ", "."),
+    ),
     ("databytes", Kind::Int(0, "SMTP DATA limit is ", " bytes.")),
-    ("defaultdelivery", Kind::Str("./Mailbox", "Default delivery (for qmail-start) is ", ".")),
-    ("defaultdomain", Kind::Str(ME, "Default domain name is ", ".")),
+    (
+        "defaultdelivery",
+        Kind::Str("./Mailbox", "Default delivery (for qmail-start) is ", "."),
+    ),
+    (
+        "defaultdomain",
+        Kind::Str(ME, "Default domain name is ", "."),
+    ),
     ("defaulthost", Kind::Str(ME, "Default host name is ", ".")),
-    ("doublebouncehost", Kind::Str(ME, "2B recipient host: ", ".")),
-    ("doublebounceto", Kind::Str("postmaster", "2B recipient user: ", ".")),
-    ("envnoathost", Kind::Str(ME, "Presumed domain name is ", ".")),
-    ("helohost", Kind::Str(ME, "SMTP client HELO host name is ", ".")),
+    (
+        "doublebouncehost",
+        Kind::Str(ME, "2B recipient host: ", "."),
+    ),
+    (
+        "doublebounceto",
+        Kind::Str("postmaster", "2B recipient user: ", "."),
+    ),
+    (
+        "envnoathost",
+        Kind::Str(ME, "Presumed domain name is ", "."),
+    ),
+    (
+        "helohost",
+        Kind::Str(ME, "SMTP client HELO host name is ", "."),
+    ),
     ("idhost", Kind::Str(ME, "Message-ID host name is ", ".")),
-    ("localiphost", Kind::Str(ME, "Local IP address becomes ", ".")),
-    ("locals", Kind::Lst("Messages for me are delivered locally.", "Messages for ", " are delivered locally.")),
+    (
+        "localiphost",
+        Kind::Str(ME, "Local IP address becomes ", "."),
+    ),
+    (
+        "locals",
+        Kind::Lst(
+            "Messages for me are delivered locally.",
+            "Messages for ",
+            " are delivered locally.",
+        ),
+    ),
     ("me", Kind::Str("", "My name is ", ".")),
-    ("percenthack", Kind::Lst("The percent hack is not allowed.", "The percent hack is allowed for user%host@", ".")),
+    (
+        "percenthack",
+        Kind::Lst(
+            "The percent hack is not allowed.",
+            "The percent hack is allowed for user%host@",
+            ".",
+        ),
+    ),
     ("plusdomain", Kind::Str(ME, "Plus domain name is ", ".")),
-    ("qmqpservers", Kind::Lst("No QMQP servers.", "QMQP server: ", ".")),
-    ("queuelifetime", Kind::Int(604_800, "Message lifetime in the queue is ", " seconds.")),
-    ("rcpthosts", Kind::Lst("SMTP clients may send messages to any recipient.", "SMTP clients may send messages to recipients at ", ".")),
-    ("morercpthosts", Kind::Lst("No effect.", "SMTP clients may send messages to recipients at ", ".")),
-    ("morercpthosts.cdb", Kind::Str("", "Compiled from morercpthosts", ".")),
+    (
+        "qmqpservers",
+        Kind::Lst("No QMQP servers.", "QMQP server: ", "."),
+    ),
+    (
+        "queuelifetime",
+        Kind::Int(604_800, "Message lifetime in the queue is ", " seconds."),
+    ),
+    (
+        "rcpthosts",
+        Kind::Lst(
+            "SMTP clients may send messages to any recipient.",
+            "SMTP clients may send messages to recipients at ",
+            ".",
+        ),
+    ),
+    (
+        "morercpthosts",
+        Kind::Lst(
+            "No effect.",
+            "SMTP clients may send messages to recipients at ",
+            ".",
+        ),
+    ),
+    (
+        "morercpthosts.cdb",
+        Kind::Str("", "Compiled from morercpthosts", "."),
+    ),
     ("smtpgreeting", Kind::Str(ME, "SMTP greeting: 220 ", ".")),
-    ("smtproutes", Kind::Lst("No artificial SMTP routes.", "SMTP route: ", "")),
-    ("timeoutconnect", Kind::Int(60, "SMTP client connection timeout is ", " seconds.")),
-    ("timeoutremote", Kind::Int(1200, "SMTP client data timeout is ", " seconds.")),
-    ("timeoutsmtpd", Kind::Int(1200, "SMTP server data timeout is ", " seconds.")),
-    ("virtualdomains", Kind::Lst("No virtual domains.", "Virtual domain: ", "")),
+    (
+        "smtproutes",
+        Kind::Lst("No artificial SMTP routes.", "SMTP route: ", ""),
+    ),
+    (
+        "timeoutconnect",
+        Kind::Int(60, "SMTP client connection timeout is ", " seconds."),
+    ),
+    (
+        "timeoutremote",
+        Kind::Int(1200, "SMTP client data timeout is ", " seconds."),
+    ),
+    (
+        "timeoutsmtpd",
+        Kind::Int(1200, "SMTP server data timeout is ", " seconds."),
+    ),
+    (
+        "virtualdomains",
+        Kind::Lst("No virtual domains.", "Virtual domain: ", ""),
+    ),
 ];
 
 /// The whole description of a qmail home's configuration.
@@ -70,7 +162,10 @@ pub fn describe(home: &std::path::Path) -> String {
         .iter()
         .map(|u| show(if *u == "root" { Some(0) } else { ids.uid(u) }))
         .collect();
-    let groups: Vec<String> = crate::ids::GROUPS.iter().map(|g| show(ids.gid(g))).collect();
+    let groups: Vec<String> = crate::ids::GROUPS
+        .iter()
+        .map(|g| show(ids.gid(g)))
+        .collect();
     let _ = writeln!(o, "user ids: {}.", users.join(", "));
     let _ = writeln!(o, "group ids: {}.", groups.join(", "));
     let me = c.me().ok().flatten();
@@ -136,9 +231,14 @@ pub fn describe(home: &std::path::Path) -> String {
 pub fn main() -> i32 {
     let home = crate::home::qmail_home();
     if !home.join("control").is_dir() {
-        eprintln!("qmail-showctl: fatal: unable to read {}", home.join("control").display());
+        eprintln!(
+            "qmail-showctl: fatal: unable to read {}",
+            home.join("control").display()
+        );
         return 111;
     }
-    let _ = std::io::stdout().lock().write_all(describe(&home).as_bytes());
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(describe(&home).as_bytes());
     0
 }

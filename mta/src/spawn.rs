@@ -91,27 +91,33 @@ fn owner_ok(md: &std::fs::Metadata) -> bool {
     if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
         return true;
     }
-    crate::ids::QmailIds::load()
-        .ok()
-        .and_then(|i| i.uid("qmailq"))
+    // Looked up once: the ids do not change while we run.
+    static QMAILQ: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    QMAILQ
+        .get_or_init(|| {
+            crate::ids::QmailIds::load()
+                .ok()
+                .and_then(|i| i.uid("qmailq"))
+        })
         .is_some_and(|q| q == uid)
 }
 
 /// Check one command and open its message; `Err` is the report to send back at once.
 fn prepare(messid: &[u8], recip: &[u8]) -> Result<File, Vec<u8>> {
     if !numeric_messid(messid) {
-        return Err(b"DInternal error: messid has nonnumerics. (#5.3.5)".to_vec());
+        return Err(b"DInternal error: messid has nonnumerics. (#5.3.5)\n".to_vec());
     }
     if !recip.contains(&b'@') {
-        return Err(b"DSorry, address must include host name. (#5.1.3)".to_vec());
+        return Err(b"DSorry, address must include host name. (#5.1.3)\n".to_vec());
     }
     let path = std::ffi::OsStr::new(std::str::from_utf8(messid).unwrap_or(""));
-    let f = File::open(path).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)".to_vec())?;
+    let f = File::open(path)
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     let md = f
         .metadata()
-        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)".to_vec())?;
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     if !md.is_file() || !owner_ok(&md) {
-        return Err(b"ZSorry, message has wrong owner. (#4.3.5)".to_vec());
+        return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
     }
     Ok(f)
 }
@@ -177,7 +183,7 @@ pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
             break;
         };
         if slot >= LIMIT {
-            shared.report(slot, b"ZInternal error: delnum is out of range. (#4.3.5)");
+            shared.report(slot, b"ZInternal error: delnum is out of range. (#4.3.5)\n");
             continue;
         }
         {
@@ -186,7 +192,7 @@ pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
             };
             if !busy.insert(slot) {
                 drop(busy);
-                shared.report(slot, b"ZInternal error: delnum in use. (#4.3.5)");
+                shared.report(slot, b"ZInternal error: delnum in use. (#4.3.5)\n");
                 continue;
             }
         }
@@ -207,7 +213,7 @@ pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
             if let Ok(mut busy) = shared.busy.lock() {
                 busy.remove(&slot);
             }
-            shared.report(slot, b"Zqmail-spawn out of memory. (#4.3.0)");
+            shared.report(slot, b"Zqmail-spawn out of memory. (#4.3.0)\n");
         }
     }
     // qmail-send has gone: let running deliveries finish and report, then leave.

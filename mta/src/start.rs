@@ -73,7 +73,10 @@ fn spawn(
 fn wire(srcs: &[RawFd]) -> nix::Result<()> {
     let mut high = Vec::with_capacity(srcs.len());
     for &s in srcs {
-        high.push(nix::fcntl::fcntl(s, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(20))?);
+        high.push(nix::fcntl::fcntl(
+            s,
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(20),
+        )?);
     }
     for (i, &h) in high.iter().enumerate() {
         // SAFETY: dup2 onto a small fd number we own; the previous occupant (if any) is one of
@@ -108,7 +111,13 @@ pub fn main(args: Vec<String>) -> i32 {
             None
         } else {
             let (r, w) = pipe()?;
-            spawn(&logger[0], &logger[1..], r, None, ids_for(&ids, "qmaill", "nofiles"))?;
+            spawn(
+                &logger[0],
+                &logger[1..],
+                r,
+                None,
+                ids_for(&ids, "qmaill", "nofiles"),
+            )?;
             Some(w)
         };
         let (l_cmd_r, l_cmd_w) = pipe()?;
@@ -122,11 +131,26 @@ pub fn main(args: Vec<String>) -> i32 {
         )?;
         let (r_cmd_r, r_cmd_w) = pipe()?;
         let (r_res_r, r_res_w) = pipe()?;
-        spawn("qmail-rspawn", &[], r_cmd_r, Some(r_res_w), ids_for(&ids, "qmailr", "qmail"))?;
+        spawn(
+            "qmail-rspawn",
+            &[],
+            r_cmd_r,
+            Some(r_res_w),
+            ids_for(&ids, "qmailr", "qmail"),
+        )?;
         let (c_cmd_r, c_cmd_w) = pipe()?;
         let (c_res_r, c_res_w) = pipe()?;
-        spawn("qmail-clean", &[], c_cmd_r, Some(c_res_w), ids_for(&ids, "qmailq", "qmail"))?;
-        Ok((log_w, [l_cmd_w, l_res_r, r_cmd_w, r_res_r, c_cmd_w, c_res_r]))
+        spawn(
+            "qmail-clean",
+            &[],
+            c_cmd_r,
+            Some(c_res_w),
+            ids_for(&ids, "qmailq", "qmail"),
+        )?;
+        Ok((
+            log_w,
+            [l_cmd_w, l_res_r, r_cmd_w, r_res_r, c_cmd_w, c_res_r],
+        ))
     };
     let (log_w, fds) = match run() {
         Ok(x) => x,

@@ -12,3 +12,6 @@ mod smtpd;
 
 #[path = "it/remote.rs"]
 mod remote;
+
+#[path = "it/queue.rs"]
+mod queue;

@@ -19,12 +19,17 @@
 //! integer operations per line, no system calls.
 //!
 //! ## Rotation order (crash safe)
-//! write everything up to the cut → fsync `current` → rename `current` → `previous` → create
+//! With a processor: write everything up to the cut → fsync `current` → rename `current` → `previous` → create
 //! a new `current` (644) → fsync the directory → chmod `previous` 744 → either link `previous`
 //! to `@….s` and unlink it, or run the processor (`previous` on stdin, `processed` on stdout,
 //! `state` on fd 4, `newstate` on fd 5), fsync + chmod 744 `processed`, fsync `newstate`,
 //! unlink `previous`, rename `newstate` → `state`, link `processed` to `@….s`, unlink it →
 //! fsync the directory → remove the oldest archives beyond `n` (and beyond `S` bytes).
+//! Without a processor we rename first and let a background thread do "fsync `previous` →
+//! chmod 744 → link `@….s` → unlink → fsync the directory → clean-up" while the main thread
+//! writes the new `current` (daemontools fsyncs before the rename and waits); the next
+//! rotation and the exit wait for that thread. An archive is still never named `.s` before
+//! its data is on disk, and a `previous` left by a crash is archived as `.u` at the next start.
 //! A kill at any point leaves files that the next start finishes as daemontools does:
 //! a 744 `processed` becomes `.s` (its `previous` is dropped), otherwise `previous` becomes
 //! `.u`; a `current` not marked 744 becomes `.u`. Every step that fails is retried after a
@@ -40,6 +45,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -85,9 +92,12 @@ pub struct Fatal(pub String);
 
 pub struct Cyclog {
     spec: DirSpec,
-    dir: File,
+    arch: Arc<Archiver>,
+    /// The background thread finishing the last rotation (directories without processor).
+    pending: Option<JoinHandle<()>>,
     _lock: Flock<File>,
-    current: File,
+    /// `None` only while the start-up clean-up runs.
+    current: Option<File>,
     /// Bytes in `current` as daemontools counts them.
     bytes: u64,
     /// Output not yet written: `out[phys..lw]` is logically written (daemontools' write
@@ -154,7 +164,7 @@ impl Cyclog {
                         ))
                     })?;
                 let bytes = m.len();
-                let mut c = Cyclog::assemble(spec, dir, lock, f);
+                let mut c = Cyclog::assemble(spec, dir, lock, Some(f));
                 c.bytes = bytes;
                 return Ok(c);
             }
@@ -182,21 +192,16 @@ impl Cyclog {
                 )));
             }
         };
-        // The new `current` is opened only after the leftovers are archived, so `finish`
-        // (which needs `self`) runs on a temporary handle to /dev/null.
-        let placeholder = OpenOptions::new()
-            .append(true)
-            .open("/dev/null")
-            .map_err(|e| Fatal(format!("unable to open /dev/null: {}", io_text(&e))))?;
-        let mut c = Cyclog::assemble(spec, dir, lock, placeholder);
+        // The new `current` is opened only after the leftovers are archived.
+        let mut c = Cyclog::assemble(spec, dir, lock, None);
         if processed_done {
             let _ = fs::remove_file(c.spec.path.join("previous"));
-            c.finish("processed", b's', clock);
+            c.arch.finish("processed", b's', clock);
         } else {
             let _ = fs::remove_file(c.spec.path.join("processed"));
-            c.finish("previous", b'u', clock);
+            c.arch.finish("previous", b'u', clock);
         }
-        c.finish("current", b'u', clock);
+        c.arch.finish("current", b'u', clock);
 
         OpenOptions::new()
             .write(true)
@@ -226,16 +231,20 @@ impl Cyclog {
                     io_text(&e)
                 ))
             })?;
-        c.current = f;
+        c.current = Some(f);
         c.bytes = 0;
-        c.sync_dir();
+        c.arch.sync_dir();
         Ok(c)
     }
 
-    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: File) -> Cyclog {
+    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<File>) -> Cyclog {
         Cyclog {
+            arch: Arc::new(Archiver {
+                spec: spec.clone(),
+                dir,
+            }),
+            pending: None,
             spec,
-            dir,
             _lock: lock,
             current,
             bytes: 0,
@@ -258,16 +267,6 @@ impl Cyclog {
 
     fn file_name(&self, f: &str) -> String {
         name_in(&self.spec, f)
-    }
-
-    fn sync_dir(&self) {
-        while let Err(e) = self.dir.sync_all() {
-            pause(&format!(
-                "unable to write directory {} to disk, pausing: {}",
-                self.spec.name,
-                io_text(&e)
-            ));
-        }
     }
 
     // ----- the logical model of daemontools' buffering -----
@@ -357,10 +356,35 @@ impl Cyclog {
 
     // ----- real output -----
 
+    /// Make sure `current` is open (it is, except during start-up clean-up).
+    fn ensure_current(&mut self) {
+        while self.current.is_none() {
+            match open_append(&self.spec.path.join("current")) {
+                Ok(f) => self.current = Some(f),
+                Err(e) => pause(&format!(
+                    "unable to create {}, pausing: {}",
+                    self.file_name("current"),
+                    io_text(&e)
+                )),
+            }
+        }
+    }
+
+    /// The open `current`.
+    fn current_file(&mut self) -> &File {
+        self.ensure_current();
+        match &self.current {
+            Some(f) => f,
+            None => unreachable!("ensure_current opened it"),
+        }
+    }
+
     /// Write `out[phys..upto]` to `current`, pausing and retrying on errors.
     fn write_upto(&mut self, upto: usize) {
         while self.phys < upto {
-            match (&self.current).write(&self.out[self.phys..upto]) {
+            self.ensure_current();
+            let Some(cur) = &self.current else { continue };
+            match (&*cur).write(&self.out[self.phys..upto]) {
                 Ok(0) => pause(&format!(
                     "unable to write to {}, pausing: wrote nothing",
                     self.file_name("current")
@@ -405,7 +429,10 @@ impl Cyclog {
     /// End of input or SIGTERM: flush, fsync `current`, mark it 744.
     pub fn quit(&mut self, clock: &mut Clock) {
         self.flush_out(clock);
-        while let Err(e) = self.current.sync_all() {
+        // `previous` must be archived before `current` is marked clean: a start that finds a
+        // 744 `current` does not look for leftovers.
+        self.join_pending();
+        while let Err(e) = self.current_file().sync_all() {
             pause(&format!(
                 "unable to write {} to disk, pausing: {}",
                 self.file_name("current"),
@@ -413,7 +440,7 @@ impl Cyclog {
             ));
         }
         while let Err(e) = self
-            .current
+            .current_file()
             .set_permissions(fs::Permissions::from_mode(0o744))
         {
             pause(&format!(
@@ -424,14 +451,34 @@ impl Cyclog {
         }
     }
 
-    fn full_current(&mut self, clock: &mut Clock) {
-        let p = self.spec.path.clone();
-        while let Err(e) = self.current.sync_all() {
-            pause(&format!(
-                "unable to write {} to disk, pausing: {}",
-                self.file_name("current"),
-                io_text(&e)
+    /// Wait for the background archiving of the previous rotation.
+    fn join_pending(&mut self) {
+        if let Some(h) = self.pending.take()
+            && h.join().is_err()
+        {
+            warn(&format!(
+                "archiving previous in {} failed; the next start finishes it",
+                self.spec.name
             ));
+        }
+    }
+
+    fn full_current(&mut self, clock: &mut Clock) {
+        self.join_pending();
+        let p = self.spec.path.clone();
+        // Without a processor, the fsync of the full file, its 744 mode and its archive name
+        // are done by a background thread while we go on writing the new `current`; the
+        // order on disk stays: fsync, then 744, then `@….s`. A crash before that leaves
+        // `previous`, which the next start archives as `.u`.
+        let background = self.spec.processor.is_none();
+        if !background {
+            while let Err(e) = self.current_file().sync_all() {
+                pause(&format!(
+                    "unable to write {} to disk, pausing: {}",
+                    self.file_name("current"),
+                    io_text(&e)
+                ));
+            }
         }
         while let Err(e) = fs::rename(p.join("current"), p.join("previous")) {
             pause(&format!(
@@ -450,10 +497,10 @@ impl Cyclog {
                 )),
             }
         };
-        self.current = f;
+        let old = self.current.replace(f);
         self.bytes = 0;
         while let Err(e) = self
-            .current
+            .current_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
         {
             pause(&format!(
@@ -462,20 +509,45 @@ impl Cyclog {
                 io_text(&e)
             ));
         }
-        self.sync_dir();
-        while let Err(e) =
-            fs::set_permissions(p.join("previous"), fs::Permissions::from_mode(0o744))
-        {
-            pause(&format!(
-                "unable to set mode of {}, pausing: {}",
-                self.file_name("previous"),
-                io_text(&e)
-            ));
-        }
-        if self.spec.processor.is_none() {
-            self.finish("previous", b's', clock);
+        self.arch.sync_dir();
+        if background {
+            let arch = Arc::clone(&self.arch);
+            let job = move || {
+                if let Some(old) = old {
+                    while let Err(e) = old.sync_all() {
+                        pause(&format!(
+                            "unable to write {} to disk, pausing: {}",
+                            arch.file_name("previous"),
+                            io_text(&e)
+                        ));
+                    }
+                }
+                arch.set_mode("previous", 0o744);
+                arch.finish("previous", b's', &mut Clock::new());
+            };
+            let job = std::sync::Mutex::new(Some(job));
+            let job = Arc::new(job);
+            let j2 = Arc::clone(&job);
+            let spawned = std::thread::Builder::new()
+                .name("archive".into())
+                .spawn(move || {
+                    if let Some(f) = j2.lock().ok().and_then(|mut g| g.take()) {
+                        f();
+                    }
+                });
+            match spawned {
+                Ok(h) => self.pending = Some(h),
+                Err(_) => {
+                    // No thread: do it here.
+                    if let Some(f) = job.lock().ok().and_then(|mut g| g.take()) {
+                        f();
+                    }
+                }
+            }
             return;
         }
+        drop(old);
+        self.arch.set_mode("previous", 0o744);
         self.run_processor();
         let processed = loop {
             match open_append(&p.join("processed")) {
@@ -538,8 +610,8 @@ impl Cyclog {
                 io_text(&e)
             ));
         }
-        self.sync_dir();
-        self.finish("processed", b's', clock);
+        self.arch.sync_dir();
+        self.arch.finish("processed", b's', clock);
     }
 
     /// Run the processor until it succeeds, as daemontools does (it waits for it, however
@@ -673,10 +745,45 @@ impl Cyclog {
             }
         }
     }
+}
+
+/// The directory-level steps (archive naming, clean-up, directory fsync), shared with the
+/// background thread that finishes a rotation.
+pub struct Archiver {
+    spec: DirSpec,
+    dir: File,
+}
+
+impl Archiver {
+    fn file_name(&self, f: &str) -> String {
+        name_in(&self.spec, f)
+    }
+
+    fn set_mode(&self, f: &str, mode: u32) {
+        while let Err(e) =
+            fs::set_permissions(self.spec.path.join(f), fs::Permissions::from_mode(mode))
+        {
+            pause(&format!(
+                "unable to set mode of {}, pausing: {}",
+                self.file_name(f),
+                io_text(&e)
+            ));
+        }
+    }
+
+    pub fn sync_dir(&self) {
+        while let Err(e) = self.dir.sync_all() {
+            pause(&format!(
+                "unable to write directory {} to disk, pausing: {}",
+                self.spec.name,
+                io_text(&e)
+            ));
+        }
+    }
 
     /// Archive `file` as `@<now>.<code>` (unless it is already linked there), remove it, and
     /// drop the oldest archives beyond `n` and `S`.
-    fn finish(&mut self, file: &str, code: u8, clock: &mut Clock) {
+    pub fn finish(&self, file: &str, code: u8, clock: &mut Clock) {
         let p = self.spec.path.clone();
         let src = p.join(file);
         let meta = loop {
@@ -725,7 +832,7 @@ impl Cyclog {
 
     /// Remove the oldest `@…` files while `n` or more remain, then while their total size
     /// exceeds `S`.
-    fn cleanup(&mut self) {
+    fn cleanup(&self) {
         let p = self.spec.path.clone();
         loop {
             let rd = match fs::read_dir(&p) {

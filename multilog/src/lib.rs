@@ -8,12 +8,23 @@
 //! Where we differ from daemontools on purpose:
 //! * actions `STOTAL` (cap on the archived bytes, as s6-log) and `T` (ISO 8601 UTC prefix);
 //! * unknown or malformed actions, a misplaced `t`, an empty `!`, and scripts that would
-//!   discard every line are refused (exit 100) instead of silently ignored;
+//!   discard every line are refused (exit 100) instead of silently ignored; no arguments at
+//!   all give "multilog: usage: multilog script" (exit 100);
+//! * a directory that cannot be created is reported as such ("unable to create directory
+//!   D: …"), not as the later "unable to open directory D: file does not exist";
 //! * a failing step is retried after 1 second (daemontools: 5), and messages name the exit
 //!   status or signal of a failed processor; a processor still running after 5 s is reported;
 //! * the log directory is fsynced after every rename, link and removal;
-//! * `t` stamps never go backwards when the clock is stepped back;
+//! * without a processor, a full `current` is renamed first and fsynced/archived by a
+//!   background thread while logging goes on (see [`dir`]);
+//! * `t` stamps carry the clock's nanoseconds (daemontools: microseconds, then 500 ns) and
+//!   never go backwards when the clock is stepped back;
 //! * the processor runs with SIGTERM/SIGALRM unblocked (daemontools leaks its blocked mask);
+//! * input is read 64 KiB at a time (daemontools: 1 KiB) and written once per read, while
+//!   the files and cut points stay byte-identical (see [`dir`]); so a SIGKILL can lose up to
+//!   one read of lines that were taken from the pipe but not yet written (daemontools: up to
+//!   about 1.5 KiB). Lines still in the pipe are never lost;
+//! * `e` output is written once per read instead of once per line;
 //! * `tai64nlocal` leaves a line unchanged when its stamp is out of range, where daemontools'
 //!   crashes.
 

@@ -4,7 +4,7 @@
 //!
 //! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
 //! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
-//! flush points logically every 1024 bytes of input while reading up to 256 KiB per system
+//! flush points logically every 1024 bytes of input while reading up to 64 KiB per system
 //! call. The only per-line system call is `=FILE`'s status write, which the format needs.
 //!
 //! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
@@ -26,14 +26,17 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::dir::{Cyclog, pause, warn};
 use crate::errtext::io_text;
 use crate::script::{Action, Script, matches, parse};
-use crate::stamp::{Clock, ISO_LEN, tai64n_label};
+use crate::stamp::{Clock, ISO_LEN};
 
 /// daemontools' line buffer: patterns, `e` and `=` see at most this much of a line
 /// (prefix included); lines longer than it go to directories whole.
 const LINE: usize = 1000;
 /// daemontools' read size, whose flush points we replay.
 const BLOCK: u64 = 1024;
-const READ: usize = 256 * 1024;
+/// Bytes per read. Larger reads barely help (the work is in the kernel's copies), and what
+/// we have read but not yet written is what a SIGKILL can lose, so keep it moderate; lines
+/// still in the pipe survive for the next multilog.
+const READ: usize = 64 * 1024;
 
 enum State {
     /// Between lines.
@@ -158,8 +161,15 @@ impl Engine {
         }
 
         let mut buf = vec![0u8; READ];
+        // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
+        // for while finishing a line after SIGTERM.
         let stdin = io::stdin();
-        let mut input = stdin.lock();
+        // A larger pipe means fewer wake-ups of the writer and of us (best effort: stdin may
+        // not be a pipe, or the system limit may be lower).
+        let _ = nix::fcntl::fcntl(
+            stdin.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+        );
         let mut last_newline = true;
         loop {
             // daemontools' flush before every read.
@@ -176,7 +186,7 @@ impl Engine {
             let want = if exiting { 1 } else { READ };
             {
                 let fds = &mut [
-                    PollFd::new(input.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
                     PollFd::new(wake.0.as_fd(), PollFlags::POLLIN),
                 ];
                 match poll(fds, PollTimeout::NONE) {
@@ -201,19 +211,14 @@ impl Engine {
                     continue;
                 }
             }
-            let n = match input.read(&mut buf[..want]) {
+            let n = match nix::unistd::read(stdin.as_raw_fd(), &mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        || e.kind() == io::ErrorKind::WouldBlock =>
-                {
-                    continue;
-                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                 Err(e) => {
                     warn(&format!(
                         "unable to read input: {}; treating it as the end",
-                        io_text(&e)
+                        crate::errtext::nix_text(e)
                     ));
                     break;
                 }
@@ -273,7 +278,8 @@ impl Engine {
         if self.script.tai || self.script.iso {
             let (s, ns) = self.clock.now();
             if self.script.tai {
-                self.prefix[..25].copy_from_slice(&tai64n_label(s, ns));
+                let label = self.clock.label(s, ns);
+                self.prefix[..25].copy_from_slice(&label);
                 self.prefix[25] = b' ';
                 n = 26;
             }

@@ -15,10 +15,17 @@ pub const TAI_UNIX_EPOCH: u64 = (1 << 62) + 10;
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Unix seconds and nanoseconds now (0 for a clock before 1970).
+#[inline]
 pub fn now_unix() -> (u64, u32) {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs(), d.subsec_nanos()),
-        Err(_) => (0, 0),
+    // clock_gettime directly: this runs once per log line, and SystemTime's conversions
+    // cost as much as the clock read itself.
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME) {
+        Ok(ts) if ts.tv_sec() >= 0 => (ts.tv_sec() as u64, ts.tv_nsec() as u32),
+        Ok(_) => (0, 0),
+        Err(_) => match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => (d.as_secs(), d.subsec_nanos()),
+            Err(_) => (0, 0),
+        },
     }
 }
 
@@ -42,6 +49,9 @@ pub struct Clock {
     last: (u64, u32),
     iso_sec: Option<u64>,
     iso_text: [u8; 19],
+    /// `@` + the 16 hex digits of the seconds of `label_sec`.
+    label_sec: Option<u64>,
+    label_head: [u8; 17],
 }
 
 impl Clock {
@@ -50,7 +60,25 @@ impl Clock {
             last: (0, 0),
             iso_sec: None,
             iso_text: [b'0'; 19],
+            label_sec: None,
+            label_head: [b'0'; 17],
         }
+    }
+
+    /// [`tai64n_label`] with the seconds part cached (it changes once a second).
+    #[inline]
+    pub fn label(&mut self, secs: u64, nanos: u32) -> [u8; 25] {
+        if self.label_sec != Some(secs) {
+            self.label_head
+                .copy_from_slice(&tai64n_label(secs, 0)[..17]);
+            self.label_sec = Some(secs);
+        }
+        let mut out = [0u8; 25];
+        out[..17].copy_from_slice(&self.label_head);
+        for i in 0..8 {
+            out[17 + i] = HEX[((nanos >> (28 - 4 * i)) & 15) as usize];
+        }
+        out
     }
 
     /// The current time, clamped to be no earlier than the last one returned.
@@ -111,6 +139,18 @@ mod tests {
         // 2024-01-01 00:00:00 UTC = unix 1704067200
         let l = tai64n_label(1704067200, 0);
         assert_eq!(&l, b"@400000006592008a00000000");
+    }
+
+    #[test]
+    fn cached_label() {
+        let mut c = Clock::new();
+        for (s, n) in [
+            (1704067200, 0),
+            (1704067200, 999_999_999),
+            (1704067201, 12345),
+        ] {
+            assert_eq!(c.label(s, n), tai64n_label(s, n));
+        }
     }
 
     #[test]

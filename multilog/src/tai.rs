@@ -16,7 +16,18 @@ use std::io::{self, Read, Write};
 use chrono::{Datelike, Local, TimeZone, Timelike};
 
 use crate::errtext::io_text;
-use crate::stamp::{Clock, TAI_UNIX_EPOCH, tai64n_label};
+use crate::stamp::{Clock, TAI_UNIX_EPOCH};
+
+/// Die quietly of SIGPIPE when the reader goes away (`tai64nlocal < log | head`), as the
+/// C programs do, instead of reporting a write error.
+fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installing the default disposition registers no handler code, so there is no
+    // async-signal-safety question; we are single-threaded at this point.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
 
 fn fatal(prog: &str, what: &str, e: &io::Error) -> i32 {
     let _ = writeln!(io::stderr(), "{prog}: fatal: {what}: {}", io_text(e));
@@ -34,6 +45,7 @@ fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The `tai64n` program.
 pub fn tai64n_main() -> i32 {
+    default_sigpipe();
     let mut input = io::stdin().lock();
     let mut output = io::stdout().lock();
     let mut clock = Clock::new();
@@ -50,7 +62,7 @@ pub fn tai64n_main() -> i32 {
         while i < n {
             if at_start {
                 let (s, ns) = clock.now();
-                out.extend_from_slice(&tai64n_label(s, ns));
+                out.extend_from_slice(&clock.label(s, ns));
                 out.push(b' ');
             }
             match memchr::memchr(b'\n', &buf[i..n]) {
@@ -171,6 +183,7 @@ impl LocalConverter {
 
 /// The `tai64nlocal` program.
 pub fn tai64nlocal_main() -> i32 {
+    default_sigpipe();
     let mut input = io::stdin().lock();
     let mut output = io::stdout().lock();
     let mut conv = LocalConverter::new();

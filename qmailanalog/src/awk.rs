@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 /// A line split into awk fields (default FS: runs of space, tab, newline).
 #[derive(Default, Debug, Clone)]
 pub struct Fields {
-    spans: Vec<(u32, u32)>,
+    spans: Vec<(usize, usize)>,
 }
 
 impl Fields {
@@ -36,7 +36,7 @@ impl Fields {
             while i < n && !is_awk_space(line[i]) {
                 i += 1;
             }
-            self.spans.push((s as u32, i as u32));
+            self.spans.push((s, i));
         }
     }
 
@@ -45,7 +45,7 @@ impl Fields {
     }
 
     pub fn push(&mut self, start: usize, end: usize) {
-        self.spans.push((start as u32, end as u32));
+        self.spans.push((start, end));
     }
 
     /// Number of fields (awk's NF).
@@ -56,7 +56,7 @@ impl Fields {
     /// awk's `$i` (1-based); empty when missing.
     pub fn get<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
         match i.checked_sub(1).and_then(|j| self.spans.get(j)) {
-            Some(&(s, e)) => &line[s as usize..e as usize],
+            Some(&(s, e)) => line.get(s..e).unwrap_or(b""),
             None => b"",
         }
     }
@@ -73,6 +73,9 @@ pub fn num(s: &[u8]) -> f64 {
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c') {
         i += 1;
     }
+    if let Some(x) = fast_num(&s[i..]) {
+        return x;
+    }
     let start = i;
     let end = numeric_prefix_end(s, i);
     if end == start {
@@ -82,6 +85,53 @@ pub fn num(s: &[u8]) -> f64 {
         .ok()
         .and_then(|t| t.parse::<f64>().ok())
         .unwrap_or(0.0)
+}
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path: `[-]digits[.digits]` whose digits fit exactly in an f64 mantissa
+/// converts exactly by one correctly rounded division. `None` when it does not apply.
+fn fast_num(s: &[u8]) -> Option<f64> {
+    let (neg, s) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut m: u64 = 0;
+    let mut digits = 0u32;
+    let mut frac = 0usize;
+    let mut seen_dot = false;
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if c.is_ascii_digit() {
+            if digits >= 19 {
+                return None;
+            }
+            m = m * 10 + (c - b'0') as u64;
+            if m > 0 {
+                digits += 1;
+            }
+            if seen_dot {
+                frac += 1;
+            }
+        } else if c == b'.' && !seen_dot {
+            seen_dot = true;
+        } else if c == b'e' || c == b'E' {
+            return None;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if i == 0 || (i == 1 && seen_dot) || m > (1u64 << 53) || frac > 22 {
+        return None;
+    }
+    let x = m as f64 / POW10[frac];
+    Some(if neg { -x } else { x })
 }
 
 /// End of the longest `[+-]digits[.digits][e[+-]digits]` prefix starting at `i` (== `i`
@@ -202,10 +252,11 @@ pub fn fmt_f(x: f64, prec: usize) -> String {
     format!("{x:.prec$}")
 }
 
-/// awk's number→string for `print` and concatenation: integral values print as integers,
-/// others with `%.6g`.
+/// awk's number→string for `print` and concatenation, as mawk 1.3.4 (the awk the reference
+/// outputs were made with) does it: integral values within ±2147483647 print as integers,
+/// everything else with `%.6g` (so 13384945634 bytes print as `1.33849e+10`).
 pub fn fmt_num(x: f64) -> String {
-    if x.is_finite() && x == x.trunc() && x.abs() < 9.2e18 {
+    if x.is_finite() && x == x.trunc() && x.abs() <= 2147483647.0 {
         format!("{}", x as i64)
     } else {
         fmt_g(x, 6)
@@ -382,6 +433,10 @@ mod tests {
         assert_eq!(fmt_g(0.0202535, 6), "0.0202535");
         assert_eq!(fmt_g(100000.0, 6), "100000");
         assert_eq!(fmt_num(7.0), "7");
+        assert_eq!(fmt_num(2147483647.0), "2147483647");
+        assert_eq!(fmt_num(2147483648.0), "2.14748e+09");
+        assert_eq!(fmt_num(-2147483648.0), "-2.14748e+09");
+        assert_eq!(fmt_num(13384945634.0), "1.33849e+10");
         assert_eq!(fmt_num(229.2443), "229.244");
     }
 
@@ -391,6 +446,17 @@ mod tests {
         assert_eq!(num(b"?"), 0.0);
         assert_eq!(num(b" -1.5e2x"), -150.0);
         assert_eq!(num(b"1e"), 1.0);
+        assert_eq!(
+            num(b"1700000010.140221"),
+            "1700000010.140221".parse::<f64>().unwrap()
+        );
+        assert_eq!(
+            num(b"1700000010.140221537"),
+            "1700000010.140221537".parse::<f64>().unwrap()
+        );
+        assert_eq!(num(b"0.1x"), 0.1);
+        assert_eq!(num(b"."), 0.0);
+        assert_eq!(num(b"-2.5"), -2.5);
         assert!(looks_numeric(b"30250"));
         assert!(!looks_numeric(b"30250x"));
         assert!(awk_eq(b"030250", b"30250"));

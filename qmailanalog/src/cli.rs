@@ -6,7 +6,7 @@ use crate::html::{Html, gap_notes};
 use crate::input::{self, InputCounts, Stamp, Stamper};
 use crate::matchup::{Matchup, Sink, WriteSink};
 use crate::reports::{self, Report};
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 
 /// Exit code for fatal errors, as in qmailanalog.
 pub const FATAL: i32 = 111;
@@ -173,6 +173,18 @@ impl Sink for Drive<'_> {
             self.flush();
         }
     }
+
+    fn typed_d(&mut self, result: u8, birth: f64, dstart: f64, ddone: f64) {
+        if let Some(o) = self.report.as_mut().and_then(|r| r.as_overall()) {
+            o.d(result, birth, dstart, ddone);
+        }
+    }
+
+    fn typed_m(&mut self, birth: f64, done: f64, bytes: u64, k: u64, d: u64, z: u64) {
+        if let Some(o) = self.report.as_mut().and_then(|r| r.as_overall()) {
+            o.m(birth, done, bytes as f64, k as f64, d as f64, z as f64);
+        }
+    }
 }
 
 impl Drive<'_> {
@@ -280,10 +292,17 @@ pub fn qmailanalog_main() -> i32 {
         err: None,
     };
     let mut m = Matchup::new(true);
+    // zoverall alone only needs numbers: skip building the record text
+    m.typed = drive.html.is_none()
+        && drive
+            .report
+            .as_mut()
+            .is_some_and(|r| r.as_overall().is_some());
     let mut stamper = Stamper::default();
     let mut latest: Option<Stamp> = None;
+    let mut first_gap: Option<(usize, u64)> = None;
     input::for_each_line(&sources, &mut counts, |raw, counts| {
-        if std::str::from_utf8(raw).is_err() {
+        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
             counts.non_utf8 += 1;
         }
         let Some(s) = stamper.stamp(raw) else {
@@ -310,9 +329,18 @@ pub fn qmailanalog_main() -> i32 {
         if before {
             counts.outside_window += 1;
         }
+        if s.rest.starts_with(b" status: local ") {
+            // concurrency status: matchup ignores it; skip the work
+            return;
+        }
         m.emit = !before;
+        let gaps_before = gap_total(&m);
         m.line(s.text, &mut drive);
+        if first_gap.is_none() && gap_total(&m) != gaps_before {
+            first_gap = Some((counts.source, counts.line_no));
+        }
     });
+    counts.bare = stamper.bare;
     if let Some(r) = drive.report.as_mut() {
         r.finish(&mut drive.out);
     }
@@ -328,6 +356,12 @@ pub fn qmailanalog_main() -> i32 {
     }
     let mut warnings = counts.warnings();
     warnings.extend(gap_notes(&m.counts));
+    if let Some((src, line)) = first_gap {
+        warnings.push(format!(
+            "first gap at {} line {line} (an older log file missing or rotated away?)",
+            sources.get(src).map(|s| s.name()).unwrap_or_default()
+        ));
+    }
     if let (Some(h), Some(path)) = (html.as_ref(), html_file.as_ref()) {
         let title = match (&pos[..], counts.first, counts.last) {
             ([], _, _) => "qmailanalog report".to_string(),
@@ -339,7 +373,7 @@ pub fn qmailanalog_main() -> i32 {
             ),
             (p, _, _) => format!("qmailanalog report: {}", p.join(" ")),
         };
-        let page = h.render(&title, &counts, &m.counts);
+        let page = h.render_with_notes(&title, warnings.clone());
         if let Err(e) = write_file_atomic(path, page.as_bytes()) {
             die(prog, &format!("unable to write {path}: {e}"));
         }
@@ -353,6 +387,11 @@ pub fn qmailanalog_main() -> i32 {
         return FATAL;
     }
     0
+}
+
+/// Gap events so far (see `matchup::Counts`).
+fn gap_total(m: &Matchup) -> u64 {
+    m.counts.delivery_without_start + m.counts.delivery_without_info + m.counts.end_without_info
 }
 
 fn fmt_time(t: Stamp) -> String {
@@ -385,11 +424,4 @@ fn write_file_atomic(path: &str, data: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-/// Read all of stdin (for tests and small tools).
-pub fn read_stdin() -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    io::stdin().lock().read_to_end(&mut v)?;
-    Ok(v)
 }

@@ -300,14 +300,21 @@ fn hbars(id: &str, title: &str, items: &[(String, f64)], color: &str) -> String 
 }
 
 fn hour_label(h: i64) -> String {
-    chrono::DateTime::from_timestamp(h * 3600, 0)
+    chrono::DateTime::from_timestamp(h.saturating_mul(3600), 0)
         .map(|d| d.format("%Y-%m-%d %H:00").to_string())
         .unwrap_or_else(|| h.to_string())
 }
 
 impl Html {
-    /// Render the page. `notes` are the input warnings to show.
+    /// Render the page; `input` and `gaps` give the notes about the input shown on it.
     pub fn render(&self, title: &str, input: &InputCounts, gaps: &Counts) -> String {
+        let mut notes = input.warnings();
+        notes.extend(gap_notes(gaps));
+        self.render_with_notes(title, notes)
+    }
+
+    /// Render the page with these notes about the input.
+    pub fn render_with_notes(&self, title: &str, mut notes: Vec<String>) -> String {
         let mut s = String::new();
         s.push_str(
             r#"<!DOCTYPE html>
@@ -350,8 +357,6 @@ ul.notes li{color:#a40}
         }
         s.push_str("</table>\n");
 
-        let mut notes = input.warnings();
-        notes.extend(gap_notes(gaps));
         if self.failures.pruned
             || self.deferrals.pruned
             || self.senders.pruned
@@ -440,17 +445,18 @@ ul.notes li{color:#a40}
         ) else {
             return (vec![], vec![], vec![]);
         };
-        let span = (hi - lo + 1) as usize;
-        let width = span.div_ceil(max_bins).max(1) as i64;
-        let bins = (span as i64 + width - 1) / width;
-        let mut labels = Vec::new();
-        let mut m = vec![0.0; bins as usize];
-        let mut b = vec![0.0; bins as usize];
+        let span = (hi as i128 - lo as i128 + 1).max(1);
+        let width = ((span + max_bins as i128 - 1) / max_bins as i128).max(1);
+        let bins = ((span + width - 1) / width) as usize;
+        let mut labels = Vec::with_capacity(bins);
+        let mut m = vec![0.0; bins];
+        let mut b = vec![0.0; bins];
         for i in 0..bins {
-            labels.push(hour_label(lo + i * width));
+            let h = lo as i128 + i as i128 * width;
+            labels.push(hour_label(i64::try_from(h).unwrap_or(i64::MAX)));
         }
         for (&h, &(c, y)) in &self.per_hour {
-            let i = ((h - lo) / width) as usize;
+            let i = (((h as i128 - lo as i128) / width) as usize).min(bins - 1);
             m[i] += c;
             b[i] += y;
         }

@@ -11,6 +11,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// Longest line kept (qmail-send's lines are a few kB at most).
+pub const MAX_LINE: usize = 16 << 20;
+
 /// A point in time: UNIX seconds and nanoseconds.
 pub type Stamp = (u64, u32);
 
@@ -40,14 +43,21 @@ pub struct InputCounts {
     pub unstamped: u64,
     /// Last lines of a file without a newline (skipped: multilog always ends a line).
     pub truncated: u64,
+    /// Lines longer than the limit (dropped).
+    pub overlong: u64,
     /// Lines holding bytes that are not UTF-8 (processed as bytes).
     pub non_utf8: u64,
     /// Lines whose stamp is earlier than an earlier line's (processed).
     pub out_of_order: u64,
     /// Lines outside --since/--until.
     pub outside_window: u64,
+    /// qmail-send lines without any stamp, given the time of the line before.
+    pub bare: u64,
     /// Files that could not be opened or read, with the reason.
     pub missing: Vec<String>,
+    /// Index (in the expanded source list) and line number of the line being processed.
+    pub source: usize,
+    pub line_no: u64,
     pub first: Option<Stamp>,
     pub last: Option<Stamp>,
 }
@@ -140,21 +150,40 @@ pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
 
 /// Parse a numeric stamp `SECS[.FRACTION]` (the whole of `s`).
 pub fn parse_numeric(s: &[u8]) -> Option<Stamp> {
-    let dot = memchr::memchr(b'.', s).unwrap_or(s.len());
-    let (int, frac) = (&s[..dot], s.get(dot + 1..).unwrap_or(b""));
-    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
     let mut secs: u64 = 0;
-    for &c in int {
-        secs = secs.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        if i >= 19 {
+            return None;
+        }
+        secs = secs * 10 + (s[i] - b'0') as u64;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
     }
     let mut nanos: u32 = 0;
-    for i in 0..9 {
-        nanos = nanos * 10 + frac.get(i).map_or(0, |c| (c - b'0') as u32);
+    if i < s.len() {
+        if s[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let mut digits = 0;
+        while i < s.len() {
+            let c = s[i];
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            if digits < 9 {
+                nanos = nanos * 10 + (c - b'0') as u32;
+                digits += 1;
+            }
+            i += 1;
+        }
+        while digits < 9 {
+            nanos *= 10;
+            digits += 1;
+        }
     }
     Some((secs, nanos))
 }
@@ -209,12 +238,54 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
 pub struct Stamped<'a> {
     pub text: &'a [u8],
     pub when: Stamp,
+    /// the text after the stamp (starting with its separator)
+    pub rest: &'a [u8],
 }
 
-/// Converts raw log lines (tai64n- or numeric-stamped) into numeric-stamped lines.
+/// Converts raw log lines into numeric-stamped lines. Understands tai64n (`@4000…`),
+/// numeric (`SECS.FRACTION`) and splogger/syslog lines (`… TAG: SECS.FRACTION text`);
+/// bare qmail-send lines (multilog without `t`) get the time of the line before.
 #[derive(Default)]
 pub struct Stamper {
     buf: Vec<u8>,
+    last: Option<Stamp>,
+    /// bare qmail-send lines given the previous line's time
+    pub bare: u64,
+}
+
+/// First words of qmail-send's own lines.
+fn is_qmail_send_line(raw: &[u8]) -> bool {
+    let w = raw.split(|&c| c == b' ').next().unwrap_or(b"");
+    matches!(
+        w,
+        b"status:"
+            | b"new"
+            | b"info"
+            | b"starting"
+            | b"delivery"
+            | b"end"
+            | b"bounce"
+            | b"triple"
+            | b"warning:"
+            | b"alert:"
+    )
+}
+
+/// Where the `SECS.FRACTION` of a splogger line starts (after "TAG: ").
+fn syslog_offset(raw: &[u8]) -> Option<usize> {
+    let lim = raw.len().min(256);
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(b':', &raw[from..lim]) {
+        let at = from + p + 2;
+        if raw.get(from + p + 1) == Some(&b' ') && raw.get(at).is_some_and(u8::is_ascii_digit) {
+            let end = memchr::memchr(b' ', &raw[at..]).map_or(raw.len(), |e| at + e);
+            if raw[at..end].contains(&b'.') && parse_numeric(&raw[at..end]).is_some() {
+                return Some(at);
+            }
+        }
+        from += p + 1;
+    }
+    None
 }
 
 impl Stamper {
@@ -222,39 +293,74 @@ impl Stamper {
     pub fn stamp<'a>(&'a mut self, raw: &'a [u8]) -> Option<Stamped<'a>> {
         let first = *raw.first()?;
         if first == b'@' {
-            let t = parse_tai64n(raw)?;
-            let rest = raw.get(25..).unwrap_or(b"");
-            if !rest.is_empty() && rest[0] != b' ' && rest[0] != b'\t' {
-                return None;
+            if let Some(t) = parse_tai64n(raw) {
+                let rest = raw.get(25..).unwrap_or(b"");
+                if rest.is_empty() || rest[0] == b' ' || rest[0] == b'\t' {
+                    self.last = Some(t);
+                    self.buf.clear();
+                    push_stamp(&mut self.buf, t);
+                    self.buf.extend_from_slice(rest);
+                    return Some(Stamped {
+                        text: &self.buf,
+                        when: t,
+                        rest,
+                    });
+                }
             }
-            self.buf.clear();
-            push_stamp(&mut self.buf, t);
-            self.buf.extend_from_slice(rest);
-            Some(Stamped {
-                text: &self.buf,
-                when: t,
-            })
-        } else if first.is_ascii_digit() {
-            let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
-            let t = parse_numeric(&raw[..end])?;
-            Some(Stamped { text: raw, when: t })
-        } else {
-            None
+            return None;
         }
+        let mut at = 0;
+        if !first.is_ascii_digit() {
+            if is_qmail_send_line(raw) {
+                let t = self.last.unwrap_or((0, 0));
+                self.bare += 1;
+                self.buf.clear();
+                push_stamp(&mut self.buf, t);
+                let n = self.buf.len();
+                self.buf.push(b' ');
+                self.buf.extend_from_slice(raw);
+                return Some(Stamped {
+                    text: &self.buf,
+                    when: t,
+                    rest: &self.buf[n..],
+                });
+            }
+            at = syslog_offset(raw)?;
+        }
+        let raw = &raw[at..];
+        let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
+        let t = parse_numeric(&raw[..end])?;
+        self.last = Some(t);
+        Some(Stamped {
+            text: raw,
+            when: t,
+            rest: &raw[end..],
+        })
     }
 }
 
+/// What the reader thread hands over.
+enum Chunk {
+    Data(Vec<u8>),
+    Err(String),
+}
+
+const CHUNK: usize = 1 << 20;
+
 /// Reads sources in order and hands every complete line (without its newline) to `f`,
-/// recording oddities in `counts`. The callback returns false to stop early.
+/// recording oddities in `counts`. A second thread does the reading (1 MiB chunks, at
+/// most a few in flight), so the kernel's copying overlaps the line processing.
 pub fn for_each_line(
     sources: &[Source],
     counts: &mut InputCounts,
     mut f: impl FnMut(&[u8], &mut InputCounts),
 ) {
-    let mut buf: Vec<u8> = vec![0; 1 << 20];
-    for src in sources {
-        let mut reader: Box<dyn Read> = match src {
-            Source::Stdin => Box::new(io::stdin().lock()),
+    let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next chunk
+    for (idx, src) in sources.iter().enumerate() {
+        counts.source = idx;
+        counts.line_no = 0;
+        let mut reader: Box<dyn Read + Send> = match src {
+            Source::Stdin => Box::new(io::stdin()),
             Source::File(p) => match File::open(p) {
                 Ok(f) => Box::new(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -271,43 +377,99 @@ pub fn for_each_line(
             },
         };
         counts.files += 1;
-        let mut have = 0usize; // bytes of an incomplete line kept at buf[..have]
-        loop {
-            if have == buf.len() {
-                let n = buf.len() * 2;
-                buf.resize(n, 0);
-            }
-            let n = match reader.read(&mut buf[have..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    counts
-                        .missing
-                        .push(format!("{}: read error: {e}", src.name()));
-                    break;
+        carry.clear();
+        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            scope.spawn(move || {
+                loop {
+                    let mut b = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    b.resize(CHUNK, 0);
+                    let n = loop {
+                        match reader.read(&mut b) {
+                            Ok(n) => break Ok(n),
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    match n {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            b.truncate(n);
+                            if tx.send(Chunk::Data(b)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Chunk::Err(e.to_string()));
+                            return;
+                        }
+                    }
                 }
-            };
-            counts.bytes += n as u64;
-            let end = have + n;
-            let mut start = 0;
-            // lines are only cut at newlines that arrived in this read
-            let mut scan = have;
-            while let Some(p) = memchr::memchr(b'\n', &buf[scan..end]) {
-                let nl = scan + p;
-                counts.lines += 1;
-                f(&buf[start..nl], counts);
-                start = nl + 1;
-                scan = start;
+            });
+            for chunk in rx {
+                let data = match chunk {
+                    Chunk::Data(d) => d,
+                    Chunk::Err(e) => {
+                        counts
+                            .missing
+                            .push(format!("{}: read error: {e}", src.name()));
+                        break;
+                    }
+                };
+                counts.bytes += data.len() as u64;
+                let mut start = 0;
+                if skipping || !carry.is_empty() {
+                    match memchr::memchr(b'\n', &data) {
+                        Some(p) => {
+                            counts.lines += 1;
+                            counts.line_no += 1;
+                            if skipping {
+                                skipping = false;
+                            } else {
+                                carry.extend_from_slice(&data[..p]);
+                                f(&carry, counts);
+                            }
+                            carry.clear();
+                            start = p + 1;
+                        }
+                        None => {
+                            if !skipping {
+                                carry.extend_from_slice(&data);
+                                if carry.len() > MAX_LINE {
+                                    // keep memory bounded: the rest of this line is dropped
+                                    counts.overlong += 1;
+                                    skipping = true;
+                                    carry = Vec::new();
+                                }
+                            }
+                            let _ = back_tx.send(data);
+                            continue;
+                        }
+                    }
+                }
+                let mut scan = start;
+                while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
+                    let nl = scan + p;
+                    counts.lines += 1;
+                    counts.line_no += 1;
+                    f(&data[start..nl], counts);
+                    start = nl + 1;
+                    scan = start;
+                }
+                carry.extend_from_slice(&data[start..]);
+                if carry.len() > MAX_LINE {
+                    counts.overlong += 1;
+                    skipping = true;
+                    carry = Vec::new();
+                }
+                let _ = back_tx.send(data);
             }
-            buf.copy_within(start..end, 0);
-            have = end - start;
-            if buf.len() > (1 << 20) && have < (1 << 19) {
-                buf.truncate(1 << 20);
-                buf.shrink_to(1 << 20);
-            }
-        }
-        if have > 0 {
+        });
+        if !carry.is_empty() || skipping {
             counts.lines += 1;
             counts.truncated += 1;
         }
@@ -327,10 +489,23 @@ impl InputCounts {
                 self.truncated
             ));
         }
+        if self.overlong > 0 {
+            w.push(format!(
+                "{} line(s) longer than {} MiB skipped",
+                self.overlong,
+                MAX_LINE >> 20
+            ));
+        }
         if self.unstamped > 0 {
             w.push(format!(
                 "{} line(s) without a tai64n or numeric timestamp skipped",
                 self.unstamped
+            ));
+        }
+        if self.bare > 0 {
+            w.push(format!(
+                "{} qmail-send line(s) without a timestamp (multilog without t?) given the time of the line before",
+                self.bare
             ));
         }
         if self.non_utf8 > 0 {

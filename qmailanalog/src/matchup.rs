@@ -15,7 +15,7 @@
 //! (gaps where a message's or delivery's start is missing, lines from other programs,
 //! reused delivery numbers) is counted in [`Counts`] in both modes.
 
-use crate::awk::Fields;
+use crate::awk::{Fields, num};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
@@ -23,6 +23,12 @@ use std::io::{self, Write};
 /// Receives matchup's output lines (without the newline) with their awk fields.
 pub trait Sink {
     fn emit(&mut self, line: &[u8], fields: &Fields);
+    /// With [`Matchup::typed`] set, `d` records come here instead of [`Sink::emit`]:
+    /// result (`k`, `d` or `z`) and awk's numeric values of the BIRTH, DSTART and DDONE
+    /// fields (what a report parsing the text would get).
+    fn typed_d(&mut self, _result: u8, _birth: f64, _dstart: f64, _ddone: f64) {}
+    /// `m` records in typed mode: BIRTH, DONE, BYTES, NK, ND, NZ.
+    fn typed_m(&mut self, _birth: f64, _done: f64, _bytes: u64, _k: u64, _d: u64, _z: u64) {}
 }
 
 /// Writes matchup's output as text.
@@ -97,6 +103,8 @@ struct Msg {
     /// birth stamp followed by the sender
     text: Vec<u8>,
     birth_len: usize,
+    /// awk's value of the birth stamp (typed mode)
+    birth_f: f64,
 }
 
 impl Msg {
@@ -115,6 +123,8 @@ struct Del {
     text: Vec<u8>,
     start_len: usize,
     chan_len: usize,
+    /// awk's value of the start stamp (typed mode)
+    start_f: f64,
 }
 
 impl Del {
@@ -131,6 +141,62 @@ impl Del {
 
 const NFIELDS: usize = 20;
 
+/// Builds an output record and its awk fields at once (no re-splitting). The fields are
+/// exact unless a part was empty (then the caller re-splits the text as awk would).
+struct Em<'a> {
+    out: &'a mut Vec<u8>,
+    f: &'a mut Fields,
+    exact: bool,
+    glued: bool,
+}
+
+impl<'a> Em<'a> {
+    fn new(out: &'a mut Vec<u8>, f: &'a mut Fields) -> Em<'a> {
+        out.clear();
+        f.clear();
+        Em {
+            out,
+            f,
+            exact: true,
+            glued: false,
+        }
+    }
+    /// Text with no field boundary after it (matchup's "?" result is glued to the next field).
+    fn raw(&mut self, d: &[u8]) {
+        self.out.extend_from_slice(d);
+        self.glued = true;
+        self.exact = false;
+    }
+    fn start(&mut self) -> usize {
+        if !self.out.is_empty() && !self.glued {
+            self.out.push(b' ');
+        }
+        self.glued = false;
+        self.out.len()
+    }
+    fn field(&mut self, d: &[u8]) {
+        let s = self.start();
+        self.out.extend_from_slice(d);
+        self.exact &= !d.is_empty();
+        self.f.push(s, self.out.len());
+    }
+    fn num(&mut self, n: u64) {
+        let s = self.start();
+        push_ulong(self.out, n);
+        self.f.push(s, self.out.len());
+    }
+    fn join(&mut self, a: &[u8], b: &[u8]) {
+        let s = self.start();
+        self.out.extend_from_slice(a);
+        self.out.push(b'.');
+        self.out.extend_from_slice(b);
+        self.f.push(s, self.out.len());
+    }
+    fn exact(&self) -> bool {
+        self.exact
+    }
+}
+
 /// The matching state machine.
 pub struct Matchup {
     msgs: Vec<Msg>,
@@ -140,10 +206,16 @@ pub struct Matchup {
     out: Vec<u8>,
     ofields: Fields,
     f: [(usize, usize); NFIELDS],
+    /// text buffers of finished messages and deliveries, reused
+    spare: Vec<Vec<u8>>,
     /// Strict mode (see the module docs).
     pub strict: bool,
     /// When false, records are computed but not passed on (lines before `--since`).
     pub emit: bool,
+    /// Pass `d`/`m` records as numbers ([`Sink::typed_d`], [`Sink::typed_m`]) instead of
+    /// text — for reports that only need those numbers (zoverall). Records that would not
+    /// split into the usual fields still go out as text.
+    pub typed: bool,
     pub counts: Counts,
 }
 
@@ -151,6 +223,35 @@ impl Default for Matchup {
     fn default() -> Self {
         Self::new(false)
     }
+}
+
+/// Index of the first space, tab, newline or NUL at or after `i` (or `line.len()`),
+/// eight bytes at a time: all four are below 0x21, and so are few other bytes.
+fn find_sep(line: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = line.len();
+    while i + 8 <= n {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&line[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        // high bit set in the lowest byte < 0x21 (exact for the first such byte)
+        let m = x.wrapping_sub(ONES.wrapping_mul(0x21)) & !x & HIGH;
+        if m == 0 {
+            i += 8;
+            continue;
+        }
+        let p = i + (m.trailing_zeros() / 8) as usize;
+        if matches!(line[p], b' ' | b'\t' | b'\n' | 0) {
+            return p;
+        }
+        // another control byte: not a separator, look further
+        i = p + 1;
+    }
+    while i < n && !matches!(line[i], b' ' | b'\t' | b'\n' | 0) {
+        i += 1;
+    }
+    i
 }
 
 /// qmail's scan_ulong: leading decimal digits, wrapping.
@@ -190,8 +291,10 @@ impl Matchup {
             out: Vec::with_capacity(512),
             ofields: Fields::new(),
             f: [(0, 0); NFIELDS],
+            spare: Vec::new(),
             strict,
             emit: true,
+            typed: false,
             counts: Counts::default(),
         }
     }
@@ -201,6 +304,34 @@ impl Matchup {
         (self.msgs.len(), self.dels.len())
     }
 
+    /// Split fields `from..to` starting at byte `*j`; `*nf` becomes the count of non-empty
+    /// fields so far.
+    fn split(&mut self, line: &[u8], from: usize, to: usize, j: &mut usize, nf: &mut usize) {
+        let n = line.len();
+        let mut k = *j;
+        for i in from..to {
+            while k < n && matches!(line[k], b' ' | b'\t' | b'\n') {
+                k += 1;
+            }
+            let s = k;
+            k = find_sep(line, k);
+            let mut e = k;
+            if k < n && line[k] == 0 {
+                // the original works on C strings: the field ends at the NUL, the rest of
+                // the word is skipped
+                e = k;
+                while k < n && !matches!(line[k], b' ' | b'\t' | b'\n') {
+                    k += 1;
+                }
+            }
+            self.f[i] = (s, e);
+            if k > s {
+                *nf = i + 1;
+            }
+        }
+        *j = k;
+    }
+
     fn field<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
         let (s, e) = self.f[i];
         &line[s..e]
@@ -208,34 +339,12 @@ impl Matchup {
 
     /// Process one input line (without its newline).
     pub fn line(&mut self, line: &[u8], sink: &mut dyn Sink) {
-        // split into the first 20 fields; missing ones are empty
-        let n = line.len();
+        // Split lazily: the keyword first, then only as many fields as it uses (the
+        // original splits 20 and reads at most 12; the rest never matter).
         let mut j = 0;
         let mut nf = 0;
-        for i in 0..NFIELDS {
-            while j < n && matches!(line[j], b' ' | b'\t' | b'\n') {
-                j += 1;
-            }
-            let s = j;
-            while j < n && !matches!(line[j], b' ' | b'\t' | b'\n') {
-                j += 1;
-            }
-            self.f[i] = (s, j);
-            if j > s {
-                nf = i + 1;
-            }
-        }
-        if memchr::memchr(0, line).is_some() {
-            // the original works on C strings: a field ends at a NUL byte
-            for i in 0..NFIELDS {
-                let (s, e) = self.f[i];
-                if let Some(p) = memchr::memchr(0, &line[s..e]) {
-                    self.f[i] = (s, s + p);
-                }
-            }
-        }
-        let kw = self.field(line, 1);
-        let need = match kw {
+        self.split(line, 0, 2, &mut j, &mut nf);
+        let need = match self.field(line, 1) {
             b"starting" => 9,
             b"delivery" => 4,
             b"new" | b"end" => 4,
@@ -243,6 +352,18 @@ impl Matchup {
             b"extra" => 6,
             _ => 0,
         };
+        let want = match self.field(line, 1) {
+            b"delivery" => 5,
+            b"status:" => 3,
+            _ => need,
+        };
+        if want > 2 {
+            self.split(line, 2, want, &mut j, &mut nf);
+        }
+        for i in want.max(2)..NFIELDS.min(12) {
+            self.f[i] = (line.len(), line.len());
+        }
+        let kw = self.field(line, 1);
         if nf < need {
             self.counts.malformed += 1;
             if self.strict {
@@ -290,13 +411,25 @@ impl Matchup {
         self.del_idx.clear();
     }
 
+    fn recycle(&mut self, mut v: Vec<u8>) {
+        if self.spare.len() < 1024 && v.capacity() <= 256 {
+            v.clear();
+            self.spare.push(v);
+        }
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(64))
+    }
+
     fn msg_find(&self, m: u64) -> Option<usize> {
         self.msg_idx.get(&m).copied()
     }
 
     fn msg_kill(&mut self, i: usize) {
         let id = self.msgs[i].id;
-        self.msgs.swap_remove(i);
+        let old = self.msgs.swap_remove(i);
+        self.recycle(old.text);
         self.msg_idx.remove(&id);
         if i < self.msgs.len() {
             self.msg_idx.insert(self.msgs[i].id, i);
@@ -305,7 +438,8 @@ impl Matchup {
 
     fn del_kill(&mut self, i: usize) {
         let id = self.dels[i].id;
-        self.dels.swap_remove(i);
+        let old = self.dels.swap_remove(i);
+        self.recycle(old.text);
         self.del_idx.remove(&id);
         if i < self.dels.len() {
             self.del_idx.insert(self.dels[i].id, i);
@@ -318,13 +452,16 @@ impl Matchup {
         let start = self.field(line, 0);
         let chan = self.field(line, 7);
         let recip = self.field(line, 8);
-        let mut text = Vec::with_capacity(start.len() + chan.len() + recip.len());
+        let mut text = self.buffer();
         text.extend_from_slice(start);
         text.extend_from_slice(chan);
-        text.extend(recip.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(recip);
+        text[at..].make_ascii_lowercase();
         let del = Del {
             id: d,
             msg: m,
+            start_f: if self.typed { num(start) } else { 0.0 },
             text,
             start_len: start.len(),
             chan_len: chan.len(),
@@ -374,49 +511,49 @@ impl Matchup {
             self.counts.odd_result += 1;
             (b"?", b"")
         };
-        if self.emit {
+        if self.emit && self.typed && result != b"?" {
             let del = &self.dels[dpos];
-            let out = &mut self.out;
-            out.clear();
-            out.extend_from_slice(result);
+            let ddone = num(&line[self.f[0].0..self.f[0].1]);
+            let birth = mpos.map_or(del.start_f, |i| self.msgs[i].birth_f);
+            sink.typed_d(result[2], birth, del.start_f, ddone);
+        } else if self.emit {
+            let del = &self.dels[dpos];
+            let stamp = &line[self.f[0].0..self.f[0].1];
+            let mut e = Em::new(&mut self.out, &mut self.ofields);
+            if result == b"?" {
+                e.raw(result);
+            } else {
+                e.field(&result[..1]);
+                e.field(&result[2..3]);
+            }
             match mpos {
                 Some(i) => {
                     let msg = &self.msgs[i];
-                    out.extend_from_slice(msg.birth());
-                    out.push(b' ');
-                    out.extend_from_slice(del.start());
-                    out.push(b' ');
-                    out.extend_from_slice(&line[self.f[0].0..self.f[0].1]);
-                    out.push(b' ');
-                    push_ulong(out, msg.bytes);
-                    out.push(b' ');
-                    out.extend_from_slice(msg.sender());
-                    out.push(b' ');
-                    out.extend_from_slice(del.chan());
-                    out.push(b'.');
-                    out.extend_from_slice(del.recip());
-                    out.push(b' ');
-                    push_ulong(out, msg.qp);
-                    out.push(b' ');
-                    push_ulong(out, msg.uid);
-                    out.push(b' ');
-                    out.extend_from_slice(reason);
+                    e.field(msg.birth());
+                    e.field(del.start());
+                    e.field(stamp);
+                    e.num(msg.bytes);
+                    e.field(msg.sender());
+                    e.join(del.chan(), del.recip());
+                    e.num(msg.qp);
+                    e.num(msg.uid);
+                    e.field(reason);
                 }
                 None => {
-                    out.extend_from_slice(del.start());
-                    out.push(b' ');
-                    out.extend_from_slice(del.start());
-                    out.push(b' ');
-                    out.extend_from_slice(&line[self.f[0].0..self.f[0].1]);
-                    out.extend_from_slice(b" 0 ? ");
-                    out.extend_from_slice(del.chan());
-                    out.push(b'.');
-                    out.extend_from_slice(del.recip());
-                    out.extend_from_slice(b" ? ? ");
-                    out.extend_from_slice(reason);
+                    e.field(del.start());
+                    e.field(del.start());
+                    e.field(stamp);
+                    e.field(b"0");
+                    e.field(b"?");
+                    e.join(del.chan(), del.recip());
+                    e.field(b"?");
+                    e.field(b"?");
+                    e.field(reason);
                 }
             }
-            self.ofields.split(&self.out);
+            if !e.exact() {
+                self.ofields.split(&self.out);
+            }
             sink.emit(&self.out, &self.ofields);
         }
         if mpos.is_none() {
@@ -438,25 +575,25 @@ impl Matchup {
             self.counts.end_without_info += 1;
             return;
         };
-        if self.emit {
+        if self.emit && self.typed {
             let msg = &self.msgs[i];
-            let out = &mut self.out;
-            out.clear();
-            out.extend_from_slice(b"m ");
-            out.extend_from_slice(msg.birth());
-            out.push(b' ');
-            out.extend_from_slice(&line[self.f[0].0..self.f[0].1]);
+            let done = num(&line[self.f[0].0..self.f[0].1]);
+            sink.typed_m(msg.birth_f, done, msg.bytes, msg.k, msg.d, msg.z);
+        } else if self.emit {
+            let msg = &self.msgs[i];
+            let mut e = Em::new(&mut self.out, &mut self.ofields);
+            e.field(b"m");
+            e.field(msg.birth());
+            e.field(&line[self.f[0].0..self.f[0].1]);
             for n in [msg.bytes, msg.k, msg.d, msg.z] {
-                out.push(b' ');
-                push_ulong(out, n);
+                e.num(n);
             }
-            out.push(b' ');
-            out.extend_from_slice(msg.sender());
-            out.push(b' ');
-            push_ulong(out, msg.qp);
-            out.push(b' ');
-            push_ulong(out, msg.uid);
-            self.ofields.split(&self.out);
+            e.field(msg.sender());
+            e.num(msg.qp);
+            e.num(msg.uid);
+            if !e.exact() {
+                self.ofields.split(&self.out);
+            }
             sink.emit(&self.out, &self.ofields);
         }
         self.msg_kill(i);
@@ -466,9 +603,11 @@ impl Matchup {
         let m = scan_ulong(self.field(line, 3));
         let birth = self.field(line, 0);
         let sender = self.field(line, 7);
-        let mut text = Vec::with_capacity(birth.len() + sender.len());
+        let mut text = self.buffer();
         text.extend_from_slice(birth);
-        text.extend(sender.iter().map(|c| c.to_ascii_lowercase()));
+        let at = text.len();
+        text.extend_from_slice(sender);
+        text[at..].make_ascii_lowercase();
         let msg = Msg {
             id: m,
             bytes: scan_ulong(self.field(line, 5)),
@@ -477,6 +616,7 @@ impl Matchup {
             k: 0,
             d: 0,
             z: 0,
+            birth_f: if self.typed { num(birth) } else { 0.0 },
             text,
             birth_len: birth.len(),
         };
@@ -543,5 +683,97 @@ impl Matchup {
         out.extend_from_slice(partial);
         w.write_all(&out)?;
         w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Vec<(String, Vec<String>)>);
+    impl Sink for Collect {
+        fn emit(&mut self, line: &[u8], f: &Fields) {
+            let fields = (1..=f.nf())
+                .map(|i| String::from_utf8_lossy(f.get(line, i)).into_owned())
+                .collect();
+            self.0
+                .push((String::from_utf8_lossy(line).into_owned(), fields));
+        }
+    }
+
+    fn run(strict: bool, log: &[u8]) -> (Vec<(String, Vec<String>)>, Counts) {
+        let mut m = Matchup::new(strict);
+        let mut c = Collect(Vec::new());
+        for l in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            m.line(l, &mut c);
+        }
+        (c.0, m.counts)
+    }
+
+    #[test]
+    fn fields_built_while_emitting_equal_awk_split() {
+        let (out, _) = run(
+            false,
+            b"1 info msg 5: bytes 10 from <A@X> qp 3 uid 4\n2 starting delivery 7: msg 5 to local B@Y\n3 delivery 7: success:\n4 end msg 5\n",
+        );
+        for (line, fields) in &out {
+            let mut f = Fields::new();
+            f.split(line.as_bytes());
+            let want: Vec<String> = (1..=f.nf())
+                .map(|i| String::from_utf8_lossy(f.get(line.as_bytes(), i)).into_owned())
+                .collect();
+            assert_eq!(&want, fields, "{line}");
+        }
+        assert_eq!(out[0].0, "d k 1 2 3 10 <a@x> local.b@y 3 4 ");
+        assert_eq!(out[1].0, "m 1 4 10 1 0 0 <a@x> 3 4");
+    }
+
+    #[test]
+    fn find_sep_matches_the_byte_loop() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"abc",
+            b"abcdefghijkl mn",
+            b"abcdefgh\x01\x1fijk\tz",
+            b"\x7f\xff\xfe\x80abcdefghij\x00k",
+            b"0123456789abcdefghijklmnop\n",
+            b"a\rb\x0bcdefghijklmnopqrstu v",
+        ];
+        for s in samples {
+            for start in 0..=s.len() {
+                let want = (start..s.len())
+                    .find(|&i| matches!(s[i], b' ' | b'\t' | b'\n' | 0))
+                    .unwrap_or(s.len());
+                assert_eq!(find_sep(s, start), want, "{s:?} from {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn nul_ends_a_field_like_a_c_string() {
+        let (out, _) = run(
+            false,
+            b"1 info msg 5: bytes 10 from <a\0zz@x> qp 3 uid 4\n2 end msg 5\n",
+        );
+        assert_eq!(out[0].0, "m 1 2 10 0 0 0 <a 3 4");
+    }
+
+    #[test]
+    fn odd_result_and_short_lines() {
+        let (out, c) = run(
+            false,
+            b"1 starting delivery 1: msg 9 to local a@b\n2 delivery 1: weird: x\n3 info msg\n4 end msg 0\n",
+        );
+        // unknown result: "?" glued to the stamp, as the original prints it
+        assert_eq!(out[0].0, "?1 1 2 0 ? local.a@b ? ? ");
+        assert_eq!(out[0].1[0], "?1");
+        // compat mode reads the short info line with empty fields (message 0)
+        assert_eq!(out[1].0, "m 3 4 0 0 0 0  0 0");
+        assert_eq!(c.odd_result, 1);
+        assert_eq!(c.malformed, 1);
+        // strict mode drops it
+        let (out, c) = run(true, b"3 info msg\n4 end msg 0\n");
+        assert!(out.is_empty());
+        assert_eq!((c.malformed, c.end_without_info), (1, 1));
     }
 }

@@ -425,6 +425,36 @@ fn generated_reports_match_the_awk_reference() {
 }
 
 #[test]
+fn big_numbers_print_like_mawk() {
+    let Some(_awk) = external("/usr/bin/awk") else {
+        return;
+    };
+    // mawk prints integral values beyond ±2147483647 with %.6g; the reports do too
+    let mut log = String::new();
+    for i in 0..3u64 {
+        let t = 1_700_000_000 + i * 10;
+        log.push_str(&format!(
+            "{t}.000001 new msg {i}\n{t}.000002 info msg {i}: bytes 3000000000 from <big@example.org> qp {i} uid 1\n\
+             {t}.000003 starting delivery {i}: msg {i} to remote x@example.net\n\
+             {t}.500000 delivery {i}: success: ok/\n{t}.600000 end msg {i}\n"
+        ));
+    }
+    let m = stdout_of("matchup", &[], log.as_bytes());
+    assert!(String::from_utf8_lossy(&m).contains(" 3000000000 <big@example.org> "));
+    let o = stdout_of("zoverall", &[], &m);
+    assert_eq!(overall_value(&o, "Bytes in completed messages"), "9e+09");
+    let refsh = ref_dir().join("ref.sh");
+    for t in TOOLS {
+        let r = run_with_input(
+            Command::new("/bin/sh").arg(&refsh).arg(t),
+            Some(&m),
+            Duration::from_secs(60),
+        );
+        same(t, &stdout_of(t, &[], &m), &r.stdout);
+    }
+}
+
+#[test]
 fn integrated_equals_matchup_pipeline_on_generated_multilog_dir() {
     let p = Params {
         stamps: StampStyle::Tai64n,
@@ -575,13 +605,27 @@ fn gaps_where_the_start_was_rotated_away_are_reported() {
     // the oldest 40% of the log has been deleted by multilog
     let kept: Vec<u8> = lines[lines.len() * 2 / 5..].concat();
     std::fs::write(dir.join("current"), &kept).unwrap();
+    // a rotated file that is listed but gone when we open it (multilog deleted it)
+    std::os::unix::fs::symlink(
+        d.path().join("gone"),
+        dir.join("@4000000065530000000000aa.s"),
+    )
+    .unwrap();
     let o = tool("qmailanalog", &["zoverall", dir.to_str().unwrap()], b"");
     let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("@4000000065530000000000aa.s: vanished"),
+        "{err}"
+    );
     assert!(
         err.contains("\"starting delivery\" line is not in the log"),
         "{err}"
     );
     assert!(err.contains("\"info msg\" line is not in the log"), "{err}");
+    assert!(
+        err.contains("first gap at ") && err.contains("/log/current line "),
+        "{err}"
+    );
     let completed: u64 = overall_value(&o.stdout, "Completed messages")
         .parse()
         .unwrap();
@@ -650,6 +694,11 @@ fn bad_input_is_counted_and_reported_never_fatal() {
             _ => {}
         }
     }
+    // a 20 MB line without any newline inside, then the rest of the log
+    let mut huge = b"1700001800.000002 warning: ".to_vec();
+    huge.resize(20 << 20, b'x');
+    huge.push(b'\n');
+    log.extend_from_slice(&huge);
     log.extend_from_slice(b"1700001900.000000 new ms"); // cut off mid-line
     let d = tempdir();
     let f = d.path().join("send.log");
@@ -675,6 +724,7 @@ fn bad_input_is_counted_and_reported_never_fatal() {
         "missing input:",
         "no-such-dir",
         "1 truncated line(s)",
+        "1 line(s) longer than 16 MiB skipped",
         "2 line(s) without a tai64n or numeric timestamp",
         "1 line(s) with non-UTF-8 bytes",
         "1 line(s) with a timestamp earlier than the line before",
@@ -698,6 +748,29 @@ fn bad_input_is_counted_and_reported_never_fatal() {
     );
     assert_eq!(o.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-dir"));
+}
+
+#[test]
+fn splogger_syslog_lines_and_bare_lines_are_understood() {
+    let log = sample("qmail-send.log");
+    let mut syslog = Vec::new();
+    let mut bare = Vec::new();
+    for l in log.split_inclusive(|&c| c == b'\n') {
+        syslog.extend_from_slice(b"Nov 14 22:13:20 mail qmail: ");
+        syslog.extend_from_slice(l);
+        bare.extend_from_slice(&l[l.iter().position(|&c| c == b' ').unwrap() + 1..]);
+    }
+    let o = tool("qmailanalog", &[], &syslog);
+    same("syslog", &o.stdout, &sample("zoverall.out"));
+    assert!(o.stderr.is_empty());
+    // without stamps the counts still come out; times are unknown (zero)
+    let o = tool("qmailanalog", &["zoverall"], &bare);
+    assert_eq!(overall_value(&o.stdout, "Completed messages"), "7");
+    assert_eq!(overall_value(&o.stdout, "Total delivery attempts"), "11");
+    assert_eq!(overall_value(&o.stdout, "  deferral"), "3");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("72 qmail-send line(s) without a timestamp")
+    );
 }
 
 #[test]

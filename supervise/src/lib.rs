@@ -1,3 +1,23 @@
 //! daemontools-compatible supervision: the `supervise/status` and `supervise/control`
 //! formats (kept here, once), and the library code behind supervise, svc, svstat, svok and the
-//! run-script chain-loaders.
+//! run-script chain-loaders (setuidgid, envuidgid, envdir, softlimit, setlock, pgrphack,
+//! fghack).
+//!
+//! Where we differ from daemontools 0.76 on purpose (all additions, nothing removed):
+//! - supervise runs `./finish CODE SIGNAL` after each exit of `./run` (daemontools-encore/runit);
+//! - control letters `1` and `2` send SIGUSR1/SIGUSR2;
+//! - readiness notification (s6): `notification-fd` names a descriptor on which the service
+//!   writes a newline when ready; kept in `supervise/ready`, not in the 18-byte status;
+//! - the once-a-second restart guard does not block command processing;
+//! - svc `-wu/-wd/-wr -T SECONDS` waits for a state; `svstat --json`.
+
+pub mod chain;
+pub mod childproc;
+pub mod control;
+pub mod errstr;
+pub mod status;
+pub mod supervisor;
+pub mod svc;
+pub mod svok;
+pub mod svstat;
+pub mod tai;

@@ -265,7 +265,7 @@ fn demo_boots_delivers_and_stops_cleanly() {
     );
     let cur = demo.home.join("home/alice/Maildir/cur");
     must(Duration::from_secs(10), "deleted message gone", || {
-        demo.count_new("alice") == 0 && std::fs::read_dir(&cur).map(|d| d.count()) == Ok(0)
+        demo.count_new("alice") == 0 && std::fs::read_dir(&cur).map(|d| d.count()).ok() == Some(0)
     });
 
     // sendmail -t, as cron and mailx call it.
@@ -412,4 +412,321 @@ fn svc_controls_smtpd_and_qmailctl_stop_leaves_nothing() {
     must(Duration::from_secs(30), "no process left", || {
         processes_under(&demo.home).is_empty()
     });
+}
+
+/// The real uid of a process, from /proc.
+fn proc_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Numeric id of a qmail user from QMAILHOME/ids.
+fn qmail_id(home: &Path, user: &str) -> u32 {
+    let ids = read_all(&home.join("ids"));
+    ids.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() == 3 && f[0] == user).then(|| f[1].parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{user} missing from ids:\n{ids}"))
+}
+
+#[test]
+fn root_install_runs_daemons_under_their_own_uids() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!under_ci(), "CI runs as root: this test must run there");
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let tmp = tempdir();
+    let home = tmp.path().join("qmail");
+    let sd = tmp.path().join("service");
+    let (smtp, pop3) = (free_port(), free_port());
+    let out = run(Command::new(checkout().join("rc/qmailctl"))
+        .arg("--root")
+        .arg(&home)
+        .args(["install", "--numeric-ids", "--domain", "rooted.example"])
+        .args(["--smtp-port", &smtp.to_string(), "--pop3-port", &pop3.to_string()])
+        .arg("--service-dir")
+        .arg(&sd)
+        .env("RQMAIL_BIN", bin_dir())
+        .env_remove("QMAILHOME"));
+    assert!(
+        out.status.success(),
+        "install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Owners and modes as qmail's install table says.
+    let out = run(Command::new(home.join("bin/qmail-install"))
+        .arg("--check")
+        .arg(&home));
+    assert!(
+        out.status.success(),
+        "qmail-install --check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(home.join(p)).expect(p);
+        (m.uid(), m.mode() & 0o7777)
+    };
+    assert_eq!(meta("bin/qmail-queue"), (qmail_id(&home, "qmailq"), 0o4711));
+    assert_eq!(meta("queue/mess"), (qmail_id(&home, "qmailq"), 0o750));
+    assert_eq!(meta("queue/info"), (qmail_id(&home, "qmails"), 0o700));
+    assert_eq!(meta("alias"), (qmail_id(&home, "alias"), 0o2755));
+
+    // A mail user with its own numeric uid (no /etc/passwd entry).
+    let uid = 62900 + (std::process::id() % 90);
+    let user_home = home.join("home/carol");
+    std::fs::create_dir_all(&user_home).expect("home");
+    let out = run(Command::new(home.join("bin/maildirmake")).arg(user_home.join("Maildir")));
+    assert!(out.status.success());
+    let out = run(Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(&user_home));
+    assert!(out.status.success());
+    std::fs::write(
+        home.join("users/assign"),
+        format!("=carol:carol:{uid}:{uid}:{}:::\n.\n", user_home.display()),
+    )
+    .expect("assign");
+    let out = run(Command::new(home.join("bin/qmail-newu")).env("QMAILHOME", &home));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_input(
+        Command::new(home.join("bin/qmail-poppass"))
+            .arg(home.join("users/poppasswd"))
+            .args(["carol", &uid.to_string(), &uid.to_string()])
+            .arg(&user_home),
+        Some(b"s3cret-pass\n"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        home.join("bin").display()
+    );
+    let mut svscan = Proc::spawn(
+        Command::new(home.join("bin/svscan"))
+            .arg(&sd)
+            .env("PATH", &path)
+            .env_remove("QMAILHOME")
+            .stdin(std::process::Stdio::null()),
+    );
+    let cleanup = |svscan: &mut Proc| {
+        svscan.kill_group();
+        for s in ["qmail-send", "qmail-smtpd", "qmail-pop3d"] {
+            let _ = run(Command::new(bin("svc")).arg("-dx").arg(sd.join(s)));
+            let _ = run(Command::new(bin("svc"))
+                .arg("-dx")
+                .arg(sd.join(s).join("log")));
+        }
+    };
+    let up = wait_until(Duration::from_secs(60), || {
+        TcpStream::connect(("127.0.0.1", smtp)).is_ok()
+            && TcpStream::connect(("127.0.0.1", pop3)).is_ok()
+    });
+    if !up {
+        cleanup(&mut svscan);
+        kill_everything_under(&home);
+        panic!("root install did not come up");
+    }
+
+    // Hold an SMTP session open so qmail-smtpd is running, then check every daemon's uid.
+    let mut held = TcpStream::connect(("127.0.0.1", smtp)).expect("connect");
+    let mut greeting = [0u8; 64];
+    let _ = held.read(&mut greeting);
+    let find = |name: &str| -> Vec<i32> {
+        processes_under(&home)
+            .into_iter()
+            .filter(|(pid, cmd)| {
+                cmd.split_whitespace()
+                    .next()
+                    .is_some_and(|a| a.ends_with(name))
+                    || std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|e| e.ends_with(name))
+            })
+            .map(|(pid, _)| pid)
+            .collect()
+    };
+    let checks = [
+        ("qmail-smtpd", "qmaild"),
+        ("tcpserver", "qmaild"),
+        ("qmail-send", "qmails"),
+        ("qmail-rspawn", "qmailr"),
+        ("qmail-clean", "qmailq"),
+        ("multilog", "qmaill"),
+    ];
+    let mut failures = Vec::new();
+    for (prog, user) in checks {
+        let want = qmail_id(&home, user);
+        let pids = find(prog);
+        if pids.is_empty() {
+            failures.push(format!("no {prog} process found"));
+        }
+        for pid in pids {
+            // The pop3d service's tcpserver stays root (qmail-popup runs checkpassword).
+            if prog == "tcpserver"
+                && read_all(Path::new(&format!("/proc/{pid}/cmdline"))).contains("qmail-popup")
+            {
+                continue;
+            }
+            let got = proc_uid(pid);
+            if got != Some(want) {
+                failures.push(format!("{prog} (pid {pid}) runs as uid {got:?}, want {user} = {want}"));
+            }
+        }
+    }
+    drop(held);
+
+    // Mail still flows: SMTP in, local delivery as carol, POP3 out.
+    let script = format!(
+        "import smtplib, poplib, time\n\
+         s = smtplib.SMTP('127.0.0.1', {smtp}, timeout=30)\n\
+         s.sendmail('t@example.org', ['carol@rooted.example'], 'Subject: rooted\\r\\n\\r\\nhi carol\\r\\n')\n\
+         s.quit()\n\
+         for i in range(600):\n\
+         \x20   p = poplib.POP3('127.0.0.1', {pop3}, timeout=30)\n\
+         \x20   p.user('carol'); p.pass_('s3cret-pass')\n\
+         \x20   n, _ = p.stat()\n\
+         \x20   if n:\n\
+         \x20       body = b'\\n'.join(p.retr(1)[1]).decode(); p.quit(); break\n\
+         \x20   p.quit(); time.sleep(0.1)\n\
+         assert 'hi carol' in body, body\n\
+         print('ok')\n"
+    );
+    let out = run_with_input(
+        Command::new(PY).arg("-c").arg(&script),
+        None,
+        Duration::from_secs(120),
+    );
+    let delivered_files: Vec<u32> = std::fs::read_dir(user_home.join("Maildir/cur"))
+        .into_iter()
+        .chain(std::fs::read_dir(user_home.join("Maildir/new")))
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            use std::os::unix::fs::MetadataExt;
+            e.metadata().ok().map(|m| m.uid())
+        })
+        .collect();
+    cleanup(&mut svscan);
+    must(Duration::from_secs(30), "root install processes gone", || {
+        kill_everything_under(&home);
+        processes_under(&home).is_empty()
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "smtp/pop3 as root install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        delivered_files.iter().all(|&u| u == uid) && !delivered_files.is_empty(),
+        "delivered file owners {delivered_files:?}, want {uid}"
+    );
+}
+
+/// The README's walk-through: the demo comes up, swaks sends, curl fetches over POP3.
+#[test]
+fn newcomer_walkthrough_swaks_and_curl() {
+    let (Some(swaks), Some(curl)) = (external("/usr/bin/swaks"), external("/usr/bin/curl")) else {
+        return;
+    };
+    let demo = Demo::boot();
+    let out = run(Command::new(&swaks)
+        .args(["--server", &format!("127.0.0.1:{}", demo.smtp)])
+        .args(["--to", "alice@localhost", "--from", "you@example.org"])
+        .args(["--header", "Subject: walk-through"])
+        .args(["--body", "hello from swaks"]));
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    must(Duration::from_secs(60), "delivered to alice", || {
+        demo.count_new("alice") == 1
+    });
+    let user = format!("alice:{}", demo.password("alice"));
+    let url = format!("pop3://127.0.0.1:{}/1", demo.pop3);
+    let out = run(Command::new(&curl).args(["-s", "--user", &user, &url]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "curl: {text}");
+    assert!(text.contains("Subject: walk-through"), "{text}");
+    assert!(text.contains("hello from swaks"), "{text}");
+    // A wrong password is refused without saying which part was wrong.
+    let out = run(Command::new(&curl).args(["-s", "--user", "alice:wrong", &url]));
+    assert!(!out.status.success());
+}
+
+/// rc/rc, the boot script for systems without svscan: qmail-start with multilog as its logger.
+#[test]
+fn rc_boot_script_delivers_and_logs_through_multilog() {
+    let tmp = tempdir();
+    let home = tmp.path().join("qmail");
+    let logdir = tmp.path().join("log");
+    let out = run(Command::new(checkout().join("rc/qmailctl"))
+        .arg("--root")
+        .arg(&home)
+        .args(["install", "--user-mode", "--domain", "rc.example", "--no-link"])
+        .env("RQMAIL_BIN", bin_dir())
+        .env_remove("QMAILHOME"));
+    assert!(
+        out.status.success(),
+        "install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The log directory belongs to the logger's user, as an admin sets up /var/log/qmail.
+    std::fs::create_dir_all(&logdir).expect("log dir");
+    if nix::unistd::geteuid().is_root() {
+        let id = qmail_id(&home, "qmaill");
+        std::os::unix::fs::chown(&logdir, Some(id), None).expect("chown log dir");
+    }
+    // The alias user's Maildir receives mail for postmaster (alias chain → ~alias/Maildir).
+    let mut rc = Proc::spawn(
+        Command::new(checkout().join("rc/rc"))
+            .env("QMAILHOME", &home)
+            .env("QMAILLOG", &logdir)
+            .stdin(std::process::Stdio::null()),
+    );
+    let out = run_with_input(
+        Command::new(home.join("bin/qmail-inject"))
+            .env("QMAILHOME", &home)
+            .arg("postmaster@rc.example"),
+        Some(b"Subject: boot\n\nfrom rc\n"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = home.join("alias/Maildir/new");
+    let delivered = wait_until(Duration::from_secs(60), || {
+        std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0) == 1
+    });
+    let logged = wait_until(Duration::from_secs(30), || {
+        log_lines(&logdir)
+            .iter()
+            .any(|l| l.starts_with("@4000") && l.contains(": success: "))
+    });
+    rc.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = rc.wait_timeout(Duration::from_secs(20));
+    drop(rc);
+    kill_everything_under(&home);
+    assert!(delivered, "not delivered via rc");
+    assert!(logged, "no stamped success line in {}", logdir.display());
 }

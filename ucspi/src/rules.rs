@@ -38,7 +38,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<RuleLine>, BadLine> {
         return Ok(None);
     }
     let mut len = line.len();
-    while len > 0 && matches!(line[len - 1], b'\n' | b' ' | b'\t' | b'\r') {
+    while len > 0 && matches!(line[len - 1], b'\n' | b' ' | b'\t') {
         len -= 1;
     }
     let x = &line[..len];
@@ -152,7 +152,8 @@ pub fn parse_all(text: &[u8]) -> Result<Records, ParseError> {
                 let l = String::from_utf8_lossy(line);
                 return Err(ParseError {
                     lineno: i + 1,
-                    line: l.trim_end_matches(['\n', '\r']).to_string(),
+                    // Show a stray carriage return (a DOS file) instead of printing it.
+                    line: l.trim_end_matches('\n').replace('\r', "\\r"),
                 });
             }
         }
@@ -276,6 +277,8 @@ mod tests {
         assert!(p("nocolon").is_none());
         assert!(p("").is_none());
         assert_eq!(p("1.1.1.7:allow\t  ").unwrap().data, b"");
+        // As ucspi-tcp: a carriage return is not white space here.
+        assert!(parse_line(b"1.1.1.7:allow\r\n").is_err());
         for bad in [
             "x:foo",
             "1:allow,FOO",

@@ -89,9 +89,9 @@ fn fatal(msg: &str) -> i32 {
     111
 }
 
-fn usage(bad: Option<char>) -> i32 {
-    if let Some(c) = bad {
-        log(&format!("tcpserver: illegal option -- {c}"));
+fn usage(bad: Option<String>) -> i32 {
+    if let Some(m) = bad {
+        log(&format!("tcpserver: {m}"));
     }
     log(USAGE);
     100
@@ -102,8 +102,11 @@ fn num<T: std::str::FromStr>(v: &str) -> Option<T> {
 }
 
 /// Parse the command line into options and (host, port, program…).
-pub fn parse_args(args: &[String]) -> Result<(Opts, Vec<String>), Option<char>> {
-    let (flags, rest) = getopt(args, "146UXpPhHrRoOdDqQvc:x:B:g:u:b:l:t:").map_err(Some)?;
+/// The error is the message to print before the usage line, if any.
+pub fn parse_args(args: &[String]) -> Result<(Opts, Vec<String>), Option<String>> {
+    let (flags, rest) = getopt(args, "146UXpPhHrRoOdDqQvc:x:B:g:u:b:l:t:")
+        .map_err(|c| Some(format!("illegal option -- {c}")))?;
+    let bad = |c: char, v: &str| Some(format!("-{c} needs a number, not {v:?}"));
     let mut o = Opts::default();
     for (c, v) in flags {
         match c {
@@ -132,15 +135,19 @@ pub fn parse_args(args: &[String]) -> Result<(Opts, Vec<String>), Option<char>> 
             'q' => o.verbosity = 0,
             'Q' => o.verbosity = 1,
             'v' => o.verbosity = 2,
-            'c' => o.limit = num(&v).filter(|&n: &usize| n > 0).ok_or(Some('c'))?,
+            'c' => {
+                o.limit = num(&v)
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or_else(|| Some(format!("-c needs a limit of 1 or more, not {v:?}")))?
+            }
             'x' => o.rules = Some(PathBuf::from(v)),
             'B' => o.banner = v,
-            'g' => o.gid = Some(num(&v).ok_or(Some('g'))?),
-            'u' => o.uid = Some(num(&v).ok_or(Some('u'))?),
-            'b' => o.backlog = num(&v).ok_or(Some('b'))?,
+            'g' => o.gid = Some(num(&v).ok_or_else(|| bad('g', &v))?),
+            'u' => o.uid = Some(num(&v).ok_or_else(|| bad('u', &v))?),
+            'b' => o.backlog = num(&v).ok_or_else(|| bad('b', &v))?,
             'l' => o.localname = Some(v),
-            't' => o.timeout = num(&v).ok_or(Some('t'))?,
-            _ => return Err(Some(c)),
+            't' => o.timeout = num(&v).ok_or_else(|| bad('t', &v))?,
+            _ => return Err(Some(format!("illegal option -- {c}"))),
         }
     }
     if rest.len() < 3 {
@@ -220,12 +227,13 @@ fn bind(ip: IpAddr, port: u16, backlog: i32) -> io::Result<socket2::Socket> {
 
 fn drop_privileges(o: &Opts) -> Result<(), String> {
     use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
-    if let Some(g) = o.gid {
+    // As ucspi-tcp: id 0 means "not given".
+    if let Some(g) = o.gid.filter(|&g| g != 0) {
         setgroups(&[Gid::from_raw(g)])
             .and_then(|_| setgid(Gid::from_raw(g)))
             .map_err(|e| format!("unable to set gid: {}", errtext(&e.into())))?;
     }
-    if let Some(u) = o.uid {
+    if let Some(u) = o.uid.filter(|&u| u != 0) {
         setuid(Uid::from_raw(u))
             .map_err(|e| format!("unable to set uid: {}", errtext(&e.into())))?;
     }

@@ -38,8 +38,8 @@
   }
   if (kw == "info") {
     mn = $4 + 0
-    birth[mn] = $1; bytes[mn] = $6 + 0; sender[mn] = tolower($8)
-    qp[mn] = $10 + 0; uid[mn] = $12 + 0; nk[mn] = 0; nd[mn] = 0; nz[mn] = 0
+    birth[mn] = $1; bytes[mn] = sprintf("%.0f", $6 + 0); sender[mn] = tolower($8)
+    qp[mn] = sprintf("%.0f", $10 + 0); uid[mn] = sprintf("%.0f", $12 + 0); nk[mn] = 0; nd[mn] = 0; nz[mn] = 0
     next
   }
   if (kw == "extra") {

@@ -7,20 +7,20 @@ LC_ALL=C.UTF-8; export LC_ALL
 col() { awk -f "$here/columnt.awk"; }
 reasons() { # $1 = k|d|z
   awk -v want="$1" '$1 == "d" && $2 == want && /^d [kdz]/ { n[$11]++; x[$11] += $5 - $4 }
-    END { for (r in n) printf "%d %.2f %s\n", n[r], x[r], r }'
+    END { for (r in n) print n[r], sprintf("%.2f", x[r]), r }'
 }
 recips() { # $1 = 1 for hosts
   awk -v hosts="$1" '/^d/ { r = $8; if (hosts) { while ((i = index(r, "@")) > 0) r = substr(r, i + 1) }
       x[r] += $5 - $4; t[r]++
       if ($2 == "k") { sb[r] += $6; ok[r]++ } else if ($2 == "d") bad[r]++ }
-    END { for (r in x) printf "%d %d %d %.2f %s\n", sb[r], ok[r] + bad[r], t[r], x[r], r }'
+    END { for (r in x) print sb[r] + 0, ok[r] + bad[r], t[r], sprintf("%.2f", x[r]), r }'
 }
 senders() { # $1 = 1 for uids
   awk -v uids="$1" '
     /^m/ { k = uids ? $10 : $10 "/" $8; n[k]++; ok[k] += $5; bad[k] += $6; tmp[k] += $7
            b[k] += $4; sb[k] += $4 * $5; rb[k] += $4 * ($5 + $6) }
     /^d/ { k = uids ? $10 : $10 "/" $7; x[k] += $5 - $4 }
-    END { for (k in n) printf "%d %d %d %d %d %d %.6f %s\n", n[k], b[k], sb[k], rb[k], ok[k] + bad[k], ok[k] + bad[k] + tmp[k], x[k], k }'
+    END { for (k in n) print n[k], b[k], sb[k], rb[k], ok[k] + bad[k], ok[k] + bad[k] + tmp[k], sprintf("%.6f", x[k]), k }'
 }
 case "$1" in
 zoverall)
@@ -92,7 +92,7 @@ zsenders|zsuids)
 zsendmail)
   awk '/^d/ { s = $2 == "k" ? "Sent" : $2 == "d" ? "Failed" : "Deferred"
               printf "%s qp %s: to=%s, uid=%s, ddelay=%.6f, xdelay=%.6f, stat=%s (%s)\n", $5, $9, $8, $10, $5 - $3, $5 - $4, s, $11; next }
-       /^m/ { printf "%s qp %s: from=%s, uid=%s, size=%s, nrcpts=%d, deferrals=%s, qtime=%.6f\n", $3, $9, $8, $10, $4, $5 + $6, $7, $3 - $2; next }
+       /^m/ { printf "%s qp %s: from=%s, uid=%s, size=%s, nrcpts=%s, deferrals=%s, qtime=%.6f\n", $3, $9, $8, $10, $4, ($5 + $6) "", $7, $3 - $2; next }
        { print }' ;;
 xqp) awk -v q="$2" '/^[dm]/ && $9 == q' ;;
 xrecipient) awk -v r="$2" '/^d/ && $8 == r' ;;

@@ -24,7 +24,10 @@ pub enum Route {
 
 impl Routes {
     /// Read locals (default: me) and virtualdomains.
-    pub fn load_locals(c: &Control, me: Option<&str>) -> Result<(HashSet<String>, HashMap<String, String>), ControlError> {
+    pub fn load_locals(
+        c: &Control,
+        me: Option<&str>,
+    ) -> Result<(HashSet<String>, HashMap<String, String>), ControlError> {
         let locals = match c.lines("locals")? {
             Some(l) => l.into_iter().map(|s| s.to_ascii_lowercase()).collect(),
             None => me.map(|m| m.to_ascii_lowercase()).into_iter().collect(),
@@ -144,14 +147,35 @@ mod tests {
         r.vdoms.insert(".sub.org".into(), "sub".into());
         r.vdoms.insert("nolocal.virt2.org".into(), "".into());
         assert_eq!(r.rewrite(b"bob"), Route::Local(b"bob@example.org".to_vec()));
-        assert_eq!(r.rewrite(b"bob@Example.ORG"), Route::Local(b"bob@Example.ORG".to_vec()));
-        assert_eq!(r.rewrite(b"u%h.com@relay.org"), Route::Remote(b"u@h.com".to_vec()));
-        assert_eq!(r.rewrite(b"a@virt.org"), Route::Local(b"joe-a@virt.org".to_vec()));
-        assert_eq!(r.rewrite(b"a@x.sub.org"), Route::Local(b"sub-a@x.sub.org".to_vec()));
-        assert_eq!(r.rewrite(b"a@else.net"), Route::Remote(b"a@else.net".to_vec()));
+        assert_eq!(
+            r.rewrite(b"bob@Example.ORG"),
+            Route::Local(b"bob@Example.ORG".to_vec())
+        );
+        assert_eq!(
+            r.rewrite(b"u%h.com@relay.org"),
+            Route::Remote(b"u@h.com".to_vec())
+        );
+        assert_eq!(
+            r.rewrite(b"a@virt.org"),
+            Route::Local(b"joe-a@virt.org".to_vec())
+        );
+        assert_eq!(
+            r.rewrite(b"a@x.sub.org"),
+            Route::Local(b"sub-a@x.sub.org".to_vec())
+        );
+        assert_eq!(
+            r.rewrite(b"a@else.net"),
+            Route::Remote(b"a@else.net".to_vec())
+        );
         assert_eq!(r.strip_prepend(b"joe-a@virt.org"), b"a@virt.org");
         r.vdoms.insert("".into(), "alias-outgoing".into());
-        assert_eq!(r.rewrite(b"a@else.net"), Route::Local(b"alias-outgoing-a@else.net".to_vec()));
-        assert_eq!(r.rewrite(b"x@nolocal.virt2.org"), Route::Remote(b"x@nolocal.virt2.org".to_vec()));
+        assert_eq!(
+            r.rewrite(b"a@else.net"),
+            Route::Local(b"alias-outgoing-a@else.net".to_vec())
+        );
+        assert_eq!(
+            r.rewrite(b"x@nolocal.virt2.org"),
+            Route::Remote(b"x@nolocal.virt2.org".to_vec())
+        );
     }
 }

@@ -618,3 +618,33 @@ fn eight_bit_header_bytes_survive_rewriting() {
     assert!(m.ends_with(&input), "{:?}", String::from_utf8_lossy(&m));
     assert_eq!(h.envelope().1, ["j@mail.example.org", "k@x.example"]);
 }
+
+/// QMAILMFTFILE: a message to a listed mailing list gets Mail-Followup-To with the To and Cc
+/// addresses; one already there is kept; other messages get none.
+#[test]
+fn mail_followup_to_from_qmailmftfile() {
+    let h = Home::new(0);
+    let lists = h.home.join("lists");
+    std::fs::write(&lists, "List@Lists.Example\n# comment\n").unwrap();
+    let mft = lists.to_str().unwrap();
+    ok(&h.inject(
+        &[],
+        &[("QMAILMFTFILE", mft)],
+        "To: list@lists.example\nCc: bob@x.example\n\nb\n",
+    ));
+    let m = h.message();
+    assert!(
+        m.contains("Mail-Followup-To: bob@x.example,\n  list@lists.example\n"),
+        "{m}"
+    );
+    let h = Home::new(0);
+    ok(&h.inject(&[], &[("QMAILMFTFILE", mft)], "To: bob@x.example\n\nb\n"));
+    assert!(!h.message().contains("Mail-Followup-To"));
+    let h = Home::new(0);
+    ok(&h.inject(
+        &[],
+        &[("QMAILMFTFILE", mft)],
+        "To: list@lists.example\nMail-Followup-To: me@x.example\n\nb\n",
+    ));
+    assert_eq!(h.message().matches("Mail-Followup-To:").count(), 1);
+}

@@ -469,7 +469,15 @@ fn forwards_are_injected_last_in_one_call() {
         "&carol@example.org\n./Maildir/\ndave@example.com\n",
     );
     let o = b.deliver("bob-fw", "-", "fw", "a@b.c", MSG);
-    assert_eq!((code(&o), out(&o).as_str()), (0, "did 1+2+0\n"));
+    assert_eq!(code(&o), 0);
+    // "qp N": the pid of the qmail-queue that took the forwards (the fake one names its files
+    // after its pid).
+    let text = out(&o);
+    let qp = text
+        .strip_prefix("did 1+2+0\nqp ")
+        .and_then(|t| t.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(b.root.join(format!("qq.{qp}.msg")).exists(), "{text}");
     let inj = b.injections();
     assert_eq!(inj.len(), 1);
     assert_eq!(
@@ -494,7 +502,8 @@ fn forwards_are_injected_last_in_one_call() {
         "&carol@example.org\n|exit 99\n&never@example.org\n./Maildir/\n",
     );
     let o = b.deliver("bob-stop", "-", "stop", "a@b.c", MSG);
-    assert_eq!((code(&o), out(&o).as_str()), (0, "did 0+1+1\n"));
+    assert_eq!(code(&o), 0);
+    assert!(out(&o).starts_with("did 0+1+1\nqp "), "{}", out(&o));
     let inj = b.injections();
     assert_eq!(inj.len(), 2);
     assert!(
@@ -1278,7 +1287,7 @@ fn e2e_every_line_form_extensions_and_aliases() {
         fwd.contains("Delivered-To: alice-ext@example.org\n"),
         "{fwd}"
     );
-    s.wait_log("did_2+1+1/");
+    s.wait_log("did_2+1+1/qp_");
     // user-ext-more goes to .qmail-ext-default with DEFAULT=more.
     s.inject(
         "carol@example.net",
@@ -1292,7 +1301,10 @@ fn e2e_every_line_form_extensions_and_aliases() {
     assert!(t.eq_ignore_ascii_case("ext-more.stuff|more.stuff\n"), "{t}");
     // Aliases: postmaster, and frank.berbig → .qmail-frank:berbig, both in ~alias.
     let alias = s.q.join("alias");
-    s.put_alias(".qmail-postmaster", "&alice@example.org\n");
+    // The installer's default aliases: postmaster → root; root (uid 0 is never delivered to
+    // directly, so root@ falls to ~alias/.qmail-root) → the admin.
+    s.put_alias(".qmail-postmaster", "&root\n");
+    s.put_alias(".qmail-root", "&alice@example.org\n");
     s.put_alias(".qmail-frank:berbig", "&bob@example.org\n");
     s.inject("carol@example.net", &["postmaster@example.org"], &msg("pm"));
     s.inject(
@@ -1307,7 +1319,8 @@ fn e2e_every_line_form_extensions_and_aliases() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     assert!(
-        all.contains("Delivered-To: postmaster@example.org\n"),
+        all.contains("Delivered-To: root@example.org\n")
+            && all.contains("Delivered-To: postmaster@example.org\n"),
         "{all}"
     );
     let all: String = files_in(&s.home("bob").join("Maildir/new"))
@@ -1370,6 +1383,16 @@ fn e2e_program_exit_codes_loops_and_readers() {
         .collect();
     assert!(all.contains("no such list"), "{all}");
     assert!(all.contains("This message is looping"), "{all}");
+    assert!(files_in(&ah.join("Maildir/new")).is_empty());
+    // Unsafe modes defer with a clear log line and deliver nothing.
+    s.put("alice", ".qmail-open", "./Maildir/\n");
+    chmod(&ah.join(".qmail-open"), 0o666);
+    s.inject("bob@example.org", &["alice-open@example.org"], &msg("open"));
+    s.wait_log("deferral: Uh-oh:_.qmail_file_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o770);
+    s.inject("bob@example.org", &["alice@example.org"], &msg("grouphome"));
+    s.wait_log("deferral: Uh-oh:_home_directory_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o700);
     assert!(files_in(&ah.join("Maildir/new")).is_empty());
     // Python's mailbox reads what we deliver.
     if let Some(py) = external("/usr/bin/python3") {

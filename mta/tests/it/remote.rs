@@ -1203,3 +1203,381 @@ fn maildirserial_with_tcpclient_and_serialsmtp() {
         b"F\0Tb@example.org\0\0"
     );
 }
+
+// ---- end to end: qmail-send → qmail-rspawn → qmail-remote → aiosmtpd ----
+
+/// A qmail home made by qmail-install, routing remote.test to a sink, with qmail-send
+/// running under qmail-start.
+struct Queue {
+    _t: TempDir,
+    home: PathBuf,
+    log: PathBuf,
+    send: Option<Proc>,
+}
+
+impl Queue {
+    fn new(sink: &Sink) -> Queue {
+        Queue::with(sink, |_| {})
+    }
+
+    /// `setup` runs on the new home before qmail-send starts.
+    fn with(sink: &Sink, setup: impl FnOnce(&Path)) -> Queue {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempdir();
+        // qmail-remote runs as qmailr when we are root: the tree must be reachable.
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = t.path().join("qmail");
+        std::fs::create_dir(&home).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::fs::write(
+                home.join("ids"),
+                "alias:64201:64200\nqmaild:64202:64200\nqmaill:64203:64210\nqmailp:64204:64210\n\
+qmailq:64205:64200\nqmailr:64206:64200\nqmails:64207:64200\nqmail:64200:64200\nnofiles:64210:64210\n",
+            )
+            .unwrap();
+        }
+        let out = Command::new(bin("qmail-install"))
+            .arg(&home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "qmail-install: {out:?}");
+        let c = home.join("control");
+        std::fs::write(c.join("me"), "example.org\n").unwrap();
+        std::fs::write(c.join("locals"), "example.org\n").unwrap();
+        std::fs::write(
+            c.join("smtproutes"),
+            format!("remote.test:127.0.0.1:{}\n", sink.port),
+        )
+        .unwrap();
+        setup(&home);
+        let log = t.path().join("send.log");
+        let mut q = Queue {
+            _t: t,
+            home,
+            log,
+            send: None,
+        };
+        q.start();
+        q
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(self.home.join("bin/qmail-start"));
+        cmd.env("QMAILHOME", &self.home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.send = Some(Proc::spawn(&mut cmd));
+        must(Duration::from_secs(30), "qmail-send to start", || {
+            self.log_text().contains("status: local 0/")
+        });
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait for a log line containing `needle`; returns the line.
+    fn wait_log(&self, needle: &str) -> String {
+        let mut line = String::new();
+        let ok = wait_until(Duration::from_secs(60), || {
+            match self.log_text().lines().find(|l| l.contains(needle)) {
+                Some(l) => {
+                    line = l.to_string();
+                    true
+                }
+                None => false,
+            }
+        });
+        assert!(ok, "no log line with {needle:?} in:\n{}", self.log_text());
+        line
+    }
+
+    /// Queue a message with qmail-queue.
+    fn inject(&self, msg: &[u8], sender: &str, rcpts: &[&str]) {
+        let mut env = format!("F{sender}\0").into_bytes();
+        for r in rcpts {
+            env.extend_from_slice(format!("T{r}\0").as_bytes());
+        }
+        env.push(0);
+        let (r, mut w) = std::io::pipe().unwrap();
+        let mut cmd = Command::new(self.home.join("bin/qmail-queue"));
+        cmd.env("QMAILHOME", &self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(r))
+            .stderr(Stdio::null());
+        let mut p = Proc::spawn(&mut cmd);
+        drop(cmd);
+        let mut stdin = p.child.stdin.take().unwrap();
+        let m = msg.to_vec();
+        let t = std::thread::spawn(move || {
+            let _ = stdin.write_all(&m);
+        });
+        w.write_all(&env).unwrap();
+        drop(w);
+        let st = p
+            .wait_timeout(Duration::from_secs(30))
+            .expect("qmail-queue finishes");
+        let _ = t.join();
+        assert_eq!(st.code(), Some(0), "qmail-queue");
+    }
+
+    fn alarm(&self) {
+        if let Some(p) = &self.send {
+            p.signal(nix::sys::signal::Signal::SIGALRM);
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if let Some(p) = self.send.as_mut() {
+            p.signal(nix::sys::signal::Signal::SIGTERM);
+            let _ = p.wait_timeout(Duration::from_secs(20));
+        }
+    }
+}
+
+#[test]
+fn end_to_end_remote_delivery_once_with_the_right_envelope() {
+    let Some(sink) = Sink::start() else { return };
+    let q = Queue::new(&sink);
+    q.inject(
+        b"Subject: e2e\n\n.dot\nbody\n",
+        "alice@example.org",
+        &["bob@remote.test"],
+    );
+    q.wait_log("to remote bob@remote.test");
+    let line = q.wait_log(
+        ": success: 127.0.0.1_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_Q1/",
+    );
+    assert!(line.contains("delivery "), "{line}");
+    q.wait_log("end msg ");
+    let m = sink.messages();
+    assert_eq!(m.len(), 1, "delivered once: {m:?}");
+    assert_eq!(m[0].from, "alice@example.org");
+    assert_eq!(m[0].to, vec!["bob@remote.test"]);
+    assert_eq!(m[0].helo, "example.org");
+    assert!(
+        m[0].data.ends_with("Subject: e2e\r\n\r\n.dot\r\nbody\r\n"),
+        "{}",
+        m[0].data
+    );
+}
+
+#[test]
+fn end_to_end_4xx_is_retried_then_delivered() {
+    let Some(sink) = Sink::start() else { return };
+    sink.set_data_reply(Some("451 4.3.0 try again later"));
+    let mut q = Queue::new(&sink);
+    q.inject(
+        b"Subject: retry\n\nx\n",
+        "alice@example.org",
+        &["carol@remote.test"],
+    );
+    q.wait_log(": deferral: 127.0.0.1_failed_after_I_sent_the_message./Remote_host_said:_451_4.3.0_try_again_later/");
+    sink.set_data_reply(None);
+    // The next try would be minutes away; SIGALRM makes qmail-send retry now.
+    let ok = wait_until(Duration::from_secs(60), || {
+        q.alarm();
+        q.log_text()
+            .contains(": success: 127.0.0.1_accepted_message.")
+    });
+    assert!(ok, "retried after ALRM:\n{}", q.log_text());
+    q.wait_log("end msg ");
+    let m = sink.messages();
+    assert_eq!(m.iter().filter(|m| !m.rejected).count(), 1, "{m:?}");
+    assert!(m[0].rejected);
+    assert_eq!(m.last().unwrap().to, vec!["carol@remote.test"]);
+    q.send
+        .as_mut()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn end_to_end_5xx_bounces_with_the_servers_text() {
+    let Some(sink) = Sink::start() else { return };
+    let q = Queue::new(&sink);
+    q.inject(
+        b"Subject: doomed\n\nx\n",
+        "sender@remote.test",
+        &["bad@remote.test"],
+    );
+    q.wait_log(
+        ": failure: 127.0.0.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no_such_user/",
+    );
+    // The bounce goes back to the (remote) sender with the null envelope sender.
+    must(Duration::from_secs(60), "the bounce at the sink", || {
+        sink.messages()
+            .iter()
+            .any(|m| m.to == vec!["sender@remote.test"])
+    });
+    let b = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.to == vec!["sender@remote.test"])
+        .unwrap();
+    assert_eq!(b.from, "<>");
+    assert!(b.data.contains("<bad@remote.test>:"), "{}", b.data);
+    assert!(b.data.contains("550 5.1.1 no such user"), "{}", b.data);
+    assert!(b.data.contains("Subject: doomed"), "{}", b.data);
+}
+
+#[test]
+fn end_to_end_outgoing_alias_recipe_then_maildirsmtp() {
+    let Some(sink) = Sink::start() else { return };
+    let root = nix::unistd::geteuid().is_root();
+    let q = Queue::with(&sink, |home| {
+        use std::os::unix::fs::PermissionsExt;
+        // Every non-local domain goes to the alias user's "outgoing" Maildir.
+        std::fs::write(home.join("control/virtualdomains"), ":alias-outgoing\n").unwrap();
+        let alias = home.join("alias");
+        let md = maildir(&alias);
+        std::fs::write(alias.join(".qmail-outgoing-default"), "./outgoing/\n").unwrap();
+        std::fs::set_permissions(
+            alias.join(".qmail-outgoing-default"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        if root {
+            for p in [md.clone(), md.join("new"), md.join("cur"), md.join("tmp")] {
+                std::os::unix::fs::chown(&p, Some(64201), Some(64200)).unwrap();
+            }
+            std::os::unix::fs::chown(
+                alias.join(".qmail-outgoing-default"),
+                Some(64201),
+                Some(64200),
+            )
+            .unwrap();
+        }
+        // In a real install `alias` is a password-file user, so qmail-getpw's rules send
+        // alias-outgoing-X to ~alias/.qmail-outgoing-X. Here the alias user exists only in
+        // QMAILHOME/ids, so users/assign says the same thing explicitly.
+        let (uid, gid) = if root {
+            (64201, 64200)
+        } else {
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        };
+        std::fs::write(
+            home.join("users/assign"),
+            format!("+alias-:alias:{uid}:{gid}:{}:-::\n.\n", alias.display()),
+        )
+        .unwrap();
+        let out = Command::new(home.join("bin/qmail-newu"))
+            .env("QMAILHOME", home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "qmail-newu: {out:?}");
+    });
+    let md = q.home.join("alias/outgoing");
+    q.inject(
+        b"Subject: via the link\n\nhello\n",
+        "alice@example.org",
+        &["dave@far.example"],
+    );
+    q.wait_log("to local alias-outgoing-dave@far.example");
+    q.wait_log(": success: ");
+    let mut file = PathBuf::new();
+    must(
+        Duration::from_secs(30),
+        "the message in outgoing/new",
+        || match std::fs::read_dir(md.join("new")).unwrap().flatten().next() {
+            Some(e) => {
+                file = e.path();
+                true
+            }
+            None => false,
+        },
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(
+            "Return-Path: <alice@example.org>\nDelivered-To: alias-outgoing-dave@far.example\n"
+        ),
+        "{text}"
+    );
+    // The link is up: push the Maildir to the provider.
+    let out = Command::new(bin("maildirsmtp"))
+        .arg(&md)
+        .arg("alias-outgoing-")
+        .arg(format!("127.0.0.1:{}", sink.port))
+        .arg("example.org")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let m = sink.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].from, "alice@example.org");
+    assert_eq!(m[0].to, vec!["dave@far.example"]);
+    assert!(
+        m[0].data.contains("Subject: via the link\r\n\r\nhello\r\n"),
+        "{}",
+        m[0].data
+    );
+    assert!(
+        !m[0].data.contains("Delivered-To: alias-outgoing"),
+        "{}",
+        m[0].data
+    );
+    assert!(!file.exists());
+}
+
+#[test]
+fn maildirsmtp_keeps_everything_when_the_greeting_fails_or_the_link_dies() {
+    let t = tempdir();
+    let md = maildir(t.path());
+    put(
+        &md,
+        "new/1.a",
+        "a@example.org",
+        "p-u@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    put(
+        &md,
+        "new/2.b",
+        "b@example.org",
+        "p-v@remote.example",
+        "Subject: s\n\nx\n",
+    );
+    let port = fake_server(|s| {
+        let mut w = s.try_clone().unwrap();
+        w.write_all(b"554 not now\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let _ = cmd(&mut r);
+    });
+    let run = |port: u16| {
+        Command::new(bin("maildirsmtp"))
+            .arg(&md)
+            .arg("p-")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("h.example.org")
+            .output()
+            .unwrap()
+    };
+    let out = run(port);
+    assert_eq!(out.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("greeting failed") && err.contains("554 not now"),
+        "{err}"
+    );
+    assert!(md.join("new/1.a").exists() && md.join("new/2.b").exists());
+    // The server dies in the middle of the first message: nothing is lost.
+    let port = fake_server(|s| {
+        let r = up_to_data(&s);
+        drop(r);
+    });
+    let out = run(port);
+    assert_eq!(out.status.code(), Some(111), "{out:?}");
+    assert!(md.join("new/1.a").exists() && md.join("new/2.b").exists());
+}

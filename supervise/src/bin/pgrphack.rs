@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::chain::pgrphack(std::env::args_os().collect()));
+}

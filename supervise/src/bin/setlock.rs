@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::chain::setlock(std::env::args_os().collect()));
+}

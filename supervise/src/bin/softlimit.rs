@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::chain::softlimit(std::env::args_os().collect()));
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::supervisor::main(std::env::args_os().collect()));
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::svok::main(std::env::args_os().collect()));
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(supervise::svstat::main(std::env::args_os().collect()));
+}

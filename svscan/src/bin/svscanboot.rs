@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(svscan::svscanboot::main(std::env::args_os().collect()));
+}
