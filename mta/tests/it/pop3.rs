@@ -1254,3 +1254,74 @@ fn end_to_end_smtp_clients_to_maildir_then_pop3_clients() {
     assert!(text.contains("Received: from unknown (HELO "), "{text}");
     assert_eq!(sys.delivered(), 0);
 }
+
+/// Processes whose program (argv[0]) is `needle`.
+fn processes_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .map(|c| c.split(|&b| b == 0).next() == Some(needle.as_bytes()))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn end_to_end_client_vanishing_mid_data_leaves_nothing_in_the_queue() {
+    let Some(py) = external("/usr/bin/python3") else {
+        return;
+    };
+    let Some(sys) = System::start() else { return };
+    let smtpd = sys.home.join("bin/qmail-smtpd").display().to_string();
+    let script = r#"
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+f = c.makefile("rb")
+f.readline()
+c.sendall(b"HELO v\r\nMAIL FROM:<v@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+for _ in range(3): f.readline()
+assert f.readline() == b"354 go ahead\r\n"
+c.sendall(b"Subject: half\r\n\r\n" + b"x" * 100000)
+c.close()
+"#;
+    let out = run_with_input(
+        Command::new(&py)
+            .arg("-c")
+            .arg(script)
+            .arg(sys.smtp.port.to_string()),
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    must(
+        Duration::from_secs(30),
+        "qmail-smtpd and qmail-queue gone",
+        || {
+            processes_with(&smtpd) == 0
+                && processes_with(&sys.home.join("bin/qmail-queue").display().to_string()) == 0
+        },
+    );
+    let queued = walkdir::WalkDir::new(sys.home.join("queue"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.path().starts_with(sys.home.join("queue/lock")))
+        .count();
+    assert_eq!(queued, 0, "a half message left files in the queue");
+    assert_eq!(sys.delivered(), 0);
+    assert!(!sys.log().contains("new msg"), "{}", sys.log());
+}
