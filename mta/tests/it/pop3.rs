@@ -44,6 +44,9 @@ struct Acct {
     dir: TempDir,
     users: PathBuf,
     home: PathBuf,
+    /// A copy of qmail-pop3d that the POP3 user can run even when the build directory is
+    /// not reachable for that uid (e.g. under /root in CI).
+    pop3d: PathBuf,
 }
 
 impl Acct {
@@ -71,7 +74,15 @@ impl Acct {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Acct { dir, users, home }
+        let pop3d = dir.path().join("qmail-pop3d");
+        std::fs::copy(bin("qmail-pop3d"), &pop3d).unwrap();
+        std::fs::set_permissions(&pop3d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Acct {
+            dir,
+            users,
+            home,
+            pop3d,
+        }
     }
     fn maildir(&self) -> PathBuf {
         self.home.join("Maildir")
@@ -120,7 +131,7 @@ impl Acct {
         let mut c = Command::new(bin("qmail-popup"));
         c.arg("pop.example.org")
             .arg(checkprog)
-            .arg(bin("qmail-pop3d"))
+            .arg(&self.pop3d)
             .arg("Maildir")
             .env("POPPASSWD", &self.users)
             .env("CHECKPASSWORD_PASSWD", self.dir.path().join("no-passwd"))
@@ -752,7 +763,7 @@ fn pop_server(a: &Acct) -> Option<super::smtpd::Server> {
             &bin("qmail-popup"),
             Path::new("pop.example.org"),
             &bin("checkpassword"),
-            &bin("qmail-pop3d"),
+            &a.pop3d,
             Path::new("Maildir"),
         ],
     )
