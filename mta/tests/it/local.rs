@@ -1298,7 +1298,10 @@ fn e2e_every_line_form_extensions_and_aliases() {
         ah.join("default.txt").exists()
     });
     let t = std::fs::read_to_string(ah.join("default.txt")).unwrap();
-    assert!(t.eq_ignore_ascii_case("ext-more.stuff|more.stuff\n"), "{t}");
+    assert_eq!(
+        t, "ext-More.Stuff|More.Stuff\n",
+        "EXT and DEFAULT keep the case of the address"
+    );
     // Aliases: postmaster, and frank.berbig → .qmail-frank:berbig, both in ~alias.
     let alias = s.q.join("alias");
     // The installer's default aliases: postmaster → root; root (uid 0 is never delivered to
@@ -1462,4 +1465,30 @@ fn e2e_new_user_from_skel_receives_mail() {
             .unwrap()
             .contains("Delivered-To: dave@example.org\n")
     );
+}
+
+#[test]
+fn qmail_getpw_never_picks_root_and_falls_back_to_alias() {
+    let d = tempdir();
+    let q = d.path();
+    std::fs::write(q.join("ids"), "alias:7790:7791\n").unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-getpw"))
+            .arg("Root-Stuff")
+            .env("QMAILHOME", q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let want = format!(
+        "alias\x007790\x007791\x00{}/alias\x00-\x00Root-Stuff\x00",
+        q.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    let o = run_with_input(
+        &mut Command::new(bin("qmail-getpw")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 100);
 }
