@@ -409,6 +409,37 @@ fn svc_controls_smtpd_and_qmailctl_stop_leaves_nothing() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("sending ALRM signal to qmail-send"));
 
+    // The other Life-with-qmail commands.
+    let qmailctl = |arg: &str| {
+        let out = run(demo.cmd("qmailctl").arg(arg));
+        assert!(
+            out.status.success(),
+            "qmailctl {arg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let svstat = |dir: &Path| {
+        String::from_utf8_lossy(&run(Command::new(bin("svstat")).arg(dir)).stdout).to_string()
+    };
+    assert!(qmailctl("pause").contains("pausing qmail-smtpd"));
+    must(Duration::from_secs(10), "smtpd paused", || {
+        svstat(&smtpd).contains(", paused")
+    });
+    qmailctl("cont");
+    must(Duration::from_secs(10), "smtpd continued", || {
+        !svstat(&smtpd).contains(", paused")
+    });
+    assert!(qmailctl("reload").contains("sending HUP signal to qmail-send"));
+    assert!(qmailctl("cdb").contains("tcp.smtp."));
+    assert!(qmailctl("queue").contains("messages in queue: 0"));
+    let send = demo.service("qmail-send");
+    let old = demo.pid(&send).expect("qmail-send up");
+    qmailctl("restart");
+    must(Duration::from_secs(20), "qmail-send restarted", || {
+        demo.pid(&send).is_some_and(|p| p != old)
+    });
+
     let out = run(demo.cmd("qmailctl").arg("stop"));
     assert!(
         out.status.success(),
@@ -418,6 +449,24 @@ fn svc_controls_smtpd_and_qmailctl_stop_leaves_nothing() {
     must(Duration::from_secs(30), "no process left", || {
         processes_under(&demo.home).is_empty()
     });
+
+    // `qmailctl start` on a user-mode install starts svscan itself; `stop` ends it again.
+    let out = run(demo.cmd("qmailctl").arg("start"));
+    assert!(
+        out.status.success(),
+        "qmailctl start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    must(Duration::from_secs(60), "smtpd back after start", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = run(demo.cmd("qmailctl").arg("stop"));
+    assert!(out.status.success());
+    must(
+        Duration::from_secs(30),
+        "no process left after the second stop",
+        || processes_under(&demo.home).is_empty(),
+    );
 }
 
 /// The real uid of a process, from /proc.
