@@ -83,7 +83,10 @@ use agent::Request;
 use view::{Msg, Pattern};
 
 #[derive(Parser, Debug)]
-#[command(name = "qmail-qadmin", about = "list, show, delete, retry, hold and release queued mail")]
+#[command(
+    name = "qmail-qadmin",
+    about = "list, show, delete, retry, hold and release queued mail"
+)]
 struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
@@ -164,9 +167,7 @@ impl Filter {
             None => None,
             Some(h) => {
                 let Some((n, v)) = h.split_once(':') else {
-                    return Err(bad(format!(
-                        "bad --header {h:?}: expected 'Name: pattern'"
-                    )));
+                    return Err(bad(format!("bad --header {h:?}: expected 'Name: pattern'")));
                 };
                 let n = n.trim();
                 if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -200,10 +201,11 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|p| m.rcpts.iter().any(|r| !r.done && p.matches(&r.addr)))
             && self.subject.as_ref().is_none_or(|p| p.matches(m.subject()))
-            && self
-                .header
-                .as_ref()
-                .is_none_or(|(n, p)| m.headers.iter().any(|(hn, hv)| hn.eq_ignore_ascii_case(n) && p.matches(hv)))
+            && self.header.as_ref().is_none_or(|(n, p)| {
+                m.headers
+                    .iter()
+                    .any(|(hn, hv)| hn.eq_ignore_ascii_case(n) && p.matches(hv))
+            })
     }
 }
 
@@ -486,7 +488,10 @@ fn report(json: bool, verb: &str, lines: &[String], out: &mut String) -> i32 {
                 None => format!("[{}]", list(&ok)),
             },
             list(&gone),
-            errs.iter().map(|e| json_str(e)).collect::<Vec<_>>().join(",")
+            errs.iter()
+                .map(|e| json_str(e))
+                .collect::<Vec<_>>()
+                .join(",")
         ));
     } else {
         match retried {
@@ -546,9 +551,8 @@ fn run(cli: Cli, q: &Path, out: &mut String) -> Result<i32, Fail> {
         }
         Cmd::Show { id } => {
             let m = lookup(q, &[id])?.remove(0);
-            let body = std::fs::read(agent::split_path(q, "mess", m.id)).map_err(|e| {
-                sys(format!("unable to read message {}: {e}", m.id))
-            })?;
+            let body = std::fs::read(agent::split_path(q, "mess", m.id))
+                .map_err(|e| sys(format!("unable to read message {}: {e}", m.id)))?;
             let body = String::from_utf8_lossy(&body);
             if cli.json {
                 let j = msg_json(&m, t);
@@ -621,7 +625,9 @@ fn run(cli: Cli, q: &Path, out: &mut String) -> Result<i32, Fail> {
         Cmd::Retry { domain } => {
             if let Some(d) = &domain
                 && (d.is_empty()
-                    || d.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/' || c == '@'))
+                    || d.contains(|c: char| {
+                        c.is_whitespace() || c.is_control() || c == '/' || c == '@'
+                    }))
             {
                 return Err(bad(format!("bad domain {d:?}")));
             }

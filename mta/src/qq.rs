@@ -190,8 +190,14 @@ mod tests {
             exit_code_result(11).report(),
             "Denvelope address too long for qq (#5.1.3)"
         );
-        assert_eq!(exit_code_result(35).report(), "Dqq permanent problem (#5.3.0)");
-        assert_eq!(exit_code_result(99).report(), "Zqq temporary problem (#4.3.0)");
+        assert_eq!(
+            exit_code_result(35).report(),
+            "Dqq permanent problem (#5.3.0)"
+        );
+        assert_eq!(
+            exit_code_result(99).report(),
+            "Zqq temporary problem (#4.3.0)"
+        );
         assert_eq!(
             exit_code_result(64).report(),
             "Zqq trouble creating files in queue (#4.3.0)"

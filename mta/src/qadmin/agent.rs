@@ -152,7 +152,7 @@ pub fn delete_files(q: &Path, ctl: &mut dyn SendCtl, id: u64) -> io::Result<()> 
 
 /// Write `text` to `dir/tmp/name`, fsync, rename to `dir/SUB/name`, fsync the directory.
 pub fn write_atomic(q: &Path, sub: &str, name: &str, text: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = q.join(format!("{DIR}/tmp/{name}"));
+    let tmp = q.join(format!("{DIR}/tmp/{sub}.{name}"));
     let dst = q.join(format!("{DIR}/{sub}/{name}"));
     let mut f = OpenOptions::new()
         .write(true)
@@ -327,7 +327,8 @@ impl Agent {
                         p.results.push(format!("{id} gone"));
                         continue;
                     }
-                    let r = write_atomic(&q, "hold", &id.to_string(), g.to_string().as_bytes(), 0o644);
+                    let r =
+                        write_atomic(&q, "hold", &id.to_string(), g.to_string().as_bytes(), 0o644);
                     match r {
                         Ok(()) => {
                             self.held.insert(id);
@@ -597,7 +598,11 @@ pub fn run_direct(q: &Path, req: &Request) -> Vec<String> {
         return vec![format!("error {e}")];
     }
     a.handle(&mut ctl, &name);
-    let out = a.pending.first().map(|p| p.results.clone()).unwrap_or_default();
+    let out = a
+        .pending
+        .first()
+        .map(|p| p.results.clone())
+        .unwrap_or_default();
     let _ = std::fs::remove_file(q.join(format!("{DIR}/cur/{name}")));
     out
 }

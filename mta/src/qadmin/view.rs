@@ -370,8 +370,7 @@ impl Pattern {
                             break;
                         }
                         first = false;
-                        if cs.get(i + 1) == Some(&'-') && cs.get(i + 2).is_some_and(|&e| e != ']')
-                        {
+                        if cs.get(i + 1) == Some(&'-') && cs.get(i + 2).is_some_and(|&e| e != ']') {
                             let e = cs[i + 2];
                             if e < c {
                                 return Err(format!("pattern {p:?}: bad range {c}-{e}"));
@@ -406,7 +405,9 @@ impl Pattern {
                 }
                 Some(Tok::Any) => true,
                 Some(Tok::Lit(c)) => *c == cs[t],
-                Some(Tok::Class(neg, r)) => r.iter().any(|&(a, b)| a <= cs[t] && cs[t] <= b) != *neg,
+                Some(Tok::Class(neg, r)) => {
+                    r.iter().any(|&(a, b)| a <= cs[t] && cs[t] <= b) != *neg
+                }
                 None => false,
             };
             if ok {
