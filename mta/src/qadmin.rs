@@ -536,7 +536,10 @@ fn run(cli: Cli, q: &Path, out: &mut String) -> Result<i32, Fail> {
             } else {
                 let held = ms.iter().filter(|m| m.held).count();
                 let todo = ms.iter().filter(|m| m.state == "todo").count();
-                out.push_str("ID             AGE   SIZE  STATE            SENDER  DONE  SUBJECT\n");
+                out.push_str(&format!(
+                    "{:<10} {:>7} {:>6}  {:<16} SENDER  DONE  SUBJECT\n",
+                    "ID", "AGE", "SIZE", "STATE"
+                ));
                 for m in &ms {
                     msg_text(m, t, out);
                 }

@@ -65,8 +65,8 @@ impl Counters {
         self.dirty.store(true, Ordering::Relaxed);
     }
     pub fn changed(&self, running: [usize; 2]) {
-        for c in 0..2 {
-            self.running[c].store(running[c] as u64, Ordering::Relaxed);
+        for (slot, n) in self.running.iter().zip(running) {
+            slot.store(n as u64, Ordering::Relaxed);
         }
         self.dirty.store(true, Ordering::Relaxed);
     }

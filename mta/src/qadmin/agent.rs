@@ -128,26 +128,45 @@ fn unlink(p: &Path) -> io::Result<()> {
     }
 }
 
-/// Remove every file of message `id`, in a crash-safe order: first todo and info (after which,
-/// their directories synced, nothing will ever deliver it again), then the channel files, the
-/// bounce text, our markers, and last intd and mess (through `ctl.clean`, as mess/ and todo/
-/// belong to qmailq). A crash in between leaves at worst files that nothing delivers: the
-/// request stays in `cur/` and is finished at the next start; a leftover mess is removed by
-/// qmail-send's cleanup after 36 hours like any other.
-pub fn delete_files(q: &Path, ctl: &mut dyn SendCtl, id: u64) -> io::Result<()> {
-    if q.join(format!("todo/{id}")).exists() {
-        ctl.clean(&format!("todo/{id}"));
+/// Remove every file of the messages `ids`, in a crash-safe order: first todo and info of
+/// all of them (after which, their directories synced, nothing will ever deliver them again),
+/// then the channel files, the bounce texts, our markers, and last intd and mess (through
+/// `ctl.clean`, as mess/ and todo/ belong to qmailq). A crash in between leaves files nothing
+/// delivers: the request stays in `cur/` and is finished at the next start; a leftover mess is
+/// removed by qmail-send's 36-hour cleanup anyway. Returns one result per id.
+pub fn delete_files(q: &Path, ctl: &mut dyn SendCtl, ids: &[u64]) -> Vec<io::Result<()>> {
+    let mut res: Vec<io::Result<()>> = Vec::with_capacity(ids.len());
+    let mut dirs: HashSet<u64> = HashSet::new();
+    let mut todo = false;
+    for &id in ids {
+        if q.join(format!("todo/{id}")).exists() {
+            ctl.clean(&format!("todo/{id}"));
+            todo = true;
+        }
+        dirs.insert(id % SPLIT);
+        res.push(unlink(&split_path(q, "info", id)));
     }
-    unlink(&split_path(q, "info", id))?;
-    let _ = crate::util::fsync_dir(&q.join("todo"));
-    let _ = crate::util::fsync_dir(&q.join(format!("info/{}", id % SPLIT)));
-    unlink(&split_path(q, "local", id))?;
-    unlink(&split_path(q, "remote", id))?;
-    unlink(&q.join(format!("bounce/{id}")))?;
-    let _ = unlink(&q.join(format!("{DIR}/hold/{id}")));
-    let _ = unlink(&q.join(format!("{DIR}/delivered/{id}")));
-    ctl.clean(&format!("foop/{id}"));
-    Ok(())
+    if todo {
+        let _ = crate::util::fsync_dir(&q.join("todo"));
+    }
+    for s in dirs {
+        let _ = crate::util::fsync_dir(&q.join(format!("info/{s}")));
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        if res[i].is_err() {
+            continue; // info is still there: leave the message whole
+        }
+        let r = unlink(&split_path(q, "local", id))
+            .and_then(|_| unlink(&split_path(q, "remote", id)))
+            .and_then(|_| unlink(&q.join(format!("bounce/{id}"))));
+        let _ = unlink(&q.join(format!("{DIR}/hold/{id}")));
+        let _ = unlink(&q.join(format!("{DIR}/delivered/{id}")));
+        if r.is_ok() {
+            ctl.clean(&format!("foop/{id}"));
+        }
+        res[i] = r;
+    }
+    res
 }
 
 /// Write `text` to `dir/tmp/name`, fsync, rename to `dir/SUB/name`, fsync the directory.
@@ -243,7 +262,11 @@ impl Agent {
             .collect();
         for id in ready {
             let g = self.doomed.remove(&id).unwrap_or(0);
-            let r = self.delete_one(ctl, id, g);
+            let r = if generation(&self.q, id) != g {
+                format!("{id} gone") // finished by its last delivery meanwhile
+            } else {
+                self.delete_now(ctl, &[id]).remove(0)
+            };
             for p in &mut self.pending {
                 if p.waiting.remove(&id) {
                     p.results.push(r.clone());
@@ -304,6 +327,7 @@ impl Agent {
         match Request::decode(&text) {
             None => p.results.push("error malformed request".into()),
             Some(Request::Delete(v)) => {
+                let mut now_ids = Vec::new();
                 for (id, g) in v {
                     if generation(&q, id) != g || !exists(&q, id) {
                         p.results.push(format!("{id} gone"));
@@ -316,10 +340,10 @@ impl Agent {
                         self.doomed.insert(id, g);
                         p.waiting.insert(id);
                     } else {
-                        let r = self.delete_one(ctl, id, g);
-                        p.results.push(r);
+                        now_ids.push(id);
                     }
                 }
+                p.results.extend(self.delete_now(ctl, &now_ids));
             }
             Some(Request::Hold(v)) => {
                 for (id, g) in v {
@@ -392,21 +416,23 @@ impl Agent {
         self.pending.push(p);
     }
 
-    fn delete_one(&mut self, ctl: &mut dyn SendCtl, id: u64, g: u64) -> String {
+    /// Delete messages nothing is delivering; one result line per id.
+    fn delete_now(&mut self, ctl: &mut dyn SendCtl, ids: &[u64]) -> Vec<String> {
         let q = self.q.clone();
-        if generation(&q, id) != g {
-            return format!("{id} gone");
-        }
-        match delete_files(&q, ctl, id) {
-            Ok(()) => {
-                self.held.remove(&id);
-                self.deleted.insert(id);
-                ctl.log(&format!("qadmin: deleted msg {id}"));
-                ctl.log(&format!("end msg {id}"));
-                format!("{id} deleted")
-            }
-            Err(e) => format!("{id} error {e}"),
-        }
+        let res = delete_files(&q, ctl, ids);
+        ids.iter()
+            .zip(res)
+            .map(|(&id, r)| match r {
+                Ok(()) => {
+                    self.held.remove(&id);
+                    self.deleted.insert(id);
+                    ctl.log(&format!("qadmin: deleted msg {id}"));
+                    ctl.log(&format!("end msg {id}"));
+                    format!("{id} deleted")
+                }
+                Err(e) => format!("{id} error {e}"),
+            })
+            .collect()
     }
 
     /// qmail-send's fill: should the queue entry of `id` be dropped instead of started?
