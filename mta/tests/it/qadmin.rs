@@ -713,6 +713,13 @@ fn without_qmail_send_changes_are_made_directly_under_the_lock() {
     let l = listing(&h);
     assert_eq!(l.len(), 2);
     assert!(l.values().all(|v| v.0 == "todo" && v.2[0].0 == "todo"));
+    let o = h.qadmin(&["list", "--header", "subject: KEEP"]);
+    assert!(
+        text(&o).contains("-- 1 message(s), 1 not yet preprocessed, 0 held"),
+        "{o:?}"
+    );
+    let o = h.qadmin(&["list", "--header", "X-Nothing: *"]);
+    assert!(text(&o).contains("-- 0 message(s)"), "{o:?}");
     let o = h.qadmin(&["delete", "--subject", "DIR*"]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(
