@@ -49,6 +49,16 @@ wait_for() { # wait_for KIND PATH N
 } > "$W/msg"
 
 echo "# bench/local: N=$N, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
+# The disk's fsync rate right now (write 2 KB + fsync, 300 times), for context.
+/usr/bin/python3 - "$W/fsync-probe" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+t = time.time()
+for i in range(300):
+    os.write(fd, b"x" * 2048)
+    os.fsync(fd)
+print("disk: %.0f fsyncs/s (2 KB append + fsync), load average %s" % (300 / (time.time() - t), os.getloadavg()[0]))
+PY
 echo
 
 # --- 1. qmail-local alone: one process per message, P loops in parallel ---

@@ -12,11 +12,23 @@ set -e
 BIN=$(cd "$1" && pwd) M=${2:-20000} S=${3:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/rqbench.XXXXXX); chmod 755 "$work"
-port_rq=${PORT_RQ:-2527} port_pf=${PORT_PF:-2526}
+# Ports: free ones picked at random unless given.
+pick_port() {
+  while :; do
+    p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+    ss -ltn | grep -q ":$p " || { echo "$p"; return; }
+  done
+}
+port_rq=${PORT_RQ:-$(pick_port)} port_pf=${PORT_PF:-$(pick_port)}
+LIMIT=${LIMIT:-900}
 now() { date +%s.%N; }
 count() { find "$1" -maxdepth 1 -type f | wc -l; }
-wait_count() { # DIR N: poll until N files
-  while [ "$(count "$1")" -lt "$2" ]; do sleep 0.1; done
+wait_count() { # DIR N: poll until N files, at most LIMIT seconds
+  end=$(( $(date +%s) + LIMIT ))
+  while [ "$(count "$1")" -lt "$2" ]; do
+    [ "$(date +%s)" -lt "$end" ] || { echo "only $(count "$1") of $2 delivered after ${LIMIT}s" >&2; exit 1; }
+    sleep 0.1
+  done
 }
 report() { # name t0 t1 t2
   awk -v n="$1" -v m="$M" -v a="$2" -v b="$3" -v c="$4" 'BEGIN {
@@ -25,9 +37,11 @@ report() { # name t0 t1 t2
 cleanup() {
   [ -n "$tcpserver_pid" ] && kill "$tcpserver_pid" 2>/dev/null
   [ -n "$send_pid" ] && kill "$send_pid" 2>/dev/null
-  "$here/postfix-instance.sh" "$work/postfix" "$port_pf" stop
+  [ -d "$work/postfix/etc" ] && "$here/postfix-instance.sh" "$work/postfix" "$port_pf" stop
+  rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 
 # --- rqmail ---
 home=$work/qmail; mkdir "$home"
@@ -51,19 +65,20 @@ send_pid=$!
 if [ -x "$BIN/tcpserver" ]; then tcpserver=$BIN/tcpserver; else tcpserver=/usr/bin/tcpserver; fi
 QMAILHOME=$home "$tcpserver" -c 40 -H -R -l bench.example 127.0.0.1 "$port_rq" "$home/bin/qmail-smtpd" 2>"$work/smtpd.log" &
 tcpserver_pid=$!
-sleep 1
+while ! ss -ltn | grep -q ":$port_rq "; do sleep 0.1; done
 t0=$(now)
 smtp-source -s "$S" -m "$M" -f a@client.example -t bench@bench.example "127.0.0.1:$port_rq"
 t1=$(now)
 wait_count "$work/bench/Maildir/new" "$M"
 t2=$(now)
 rq=$(report rqmail "$t0" "$t1" "$t2")
+echo "$rq" >&2
 kill "$tcpserver_pid" "$send_pid" 2>/dev/null || true; tcpserver_pid= send_pid=
 wait 2>/dev/null || true
 
 # --- Postfix ---
 "$here/postfix-instance.sh" "$work/postfix" "$port_pf" start >/dev/null
-sleep 2
+while ! ss -ltn | grep -q ":$port_pf "; do sleep 0.1; done
 t0=$(now)
 smtp-source -s "$S" -m "$M" -f a@client.example -t bench@bench.example "127.0.0.1:$port_pf"
 t1=$(now)
@@ -73,4 +88,3 @@ pf=$(report postfix "$t0" "$t1" "$t2")
 echo "smtp-source -s $S -m $M ($(nproc) cores, tcpserver: $tcpserver)"
 echo "$rq"
 echo "$pf"
-rm -rf "$work"

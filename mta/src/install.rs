@@ -3,7 +3,8 @@
 //! Creates the qmail tree under DIR (bin, control, users, alias, boot, doc, man and the queue
 //! with its split subdirectories, lock/tcpto, lock/sendmutex and the lock/trigger fifo) with
 //! qmail's owners and modes (hier.c) and copies every rqmail program found next to its own
-//! executable into DIR/bin. Running it again fixes owners and modes and refreshes the programs.
+//! executable into DIR/bin (qmail's programs with qmail's modes, any other with 0755). Running
+//! it again fixes owners and modes and refreshes the programs.
 //! `--check` changes nothing and reports every missing file and wrong owner, group or mode
 //! (exit 111 when something is wrong).
 //!
@@ -307,6 +308,31 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
                     Owner::Root
                 },
                 mode: *mode,
+            });
+        }
+    }
+    // Every other rqmail program: built ones when installing, installed ones when checking.
+    let others = match build {
+        Some(b) => b.to_path_buf(),
+        None => dir.join("bin"),
+    };
+    if let Ok(rd) = fs::read_dir(&others) {
+        let mut extra: Vec<String> = rd
+            .flatten()
+            .filter(|e| {
+                e.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.contains('.') && !PROGRAMS.iter().any(|(p, _)| p == n))
+            .collect();
+        extra.sort();
+        for name in extra {
+            v.push(Entry {
+                path: dir.join("bin").join(name),
+                kind: Kind::Program,
+                owner: Owner::Root,
+                mode: 0o755,
             });
         }
     }

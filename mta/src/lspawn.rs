@@ -83,7 +83,7 @@ impl Deliver for Local {
             return b"K".to_vec();
         }
         let local_s = String::from_utf8_lossy(local).into_owned();
-        let a = match crate::users::lookup(&local_s.to_ascii_lowercase()) {
+        let a = match crate::users::lookup(&local_s) {
             Ok(Some(a)) => a,
             Ok(None) => return b"ZUnable to find alias user!\n".to_vec(),
             Err(LookupError::UsersCdb(_)) => {

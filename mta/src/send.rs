@@ -248,6 +248,10 @@ pub struct Send {
     delnum: u64,
     todo: std::collections::VecDeque<u64>,
     todo_known: HashSet<u64>,
+    /// todo/N removals asked of qmail-clean and not yet answered (not to be preprocessed again).
+    todo_cleaning: HashSet<u64>,
+    /// Requests sent to qmail-clean, oldest first.
+    clean_pending: std::collections::VecDeque<String>,
     next_todo_scan: u64,
     next_cleanup: u64,
     /// Messages to look at again later (bounce injection failed, …): (time, id).
@@ -299,22 +303,56 @@ impl Send {
         self.qa.changed([self.chans[0].used, self.chans[1].used]);
     }
 
+    /// Ask qmail-clean to remove something; its answer is read in the main loop.
     fn clean(&mut self, req: &str) {
+        // Never let the answers pile up to where both pipes are full.
+        while self.clean_pending.len() >= 4096 {
+            let mut fds = [nix::poll::PollFd::new(
+                self.clean_res.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
+            self.read_clean();
+        }
         let mut r = req.as_bytes().to_vec();
         r.push(0);
         if self.clean_cmd.write_all(&r).is_err() {
             self.lost_clean();
         }
-        let mut b = [0u8; 1];
-        loop {
-            match self.clean_res.read(&mut b) {
-                Ok(1) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => self.lost_clean(),
-            }
+        if let Some(id) = req
+            .strip_prefix("todo/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.todo_cleaning.insert(id);
         }
-        if b[0] != b'+' {
-            self.log(&format!("warning: qmail-clean unable to clean up {req}"));
+        self.clean_pending.push_back(req.to_string());
+    }
+
+    /// Read qmail-clean's answers (one byte per request, in order).
+    fn read_clean(&mut self) {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = match nix::unistd::read(self.clean_res.as_raw_fd(), &mut buf) {
+                Ok(0) => self.lost_clean(),
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => self.lost_clean(),
+            };
+            for &b in &buf[..n] {
+                let Some(req) = self.clean_pending.pop_front() else {
+                    continue;
+                };
+                if let Some(id) = req
+                    .strip_prefix("todo/")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    self.todo_cleaning.remove(&id);
+                }
+                if b != b'+' {
+                    self.log(&format!("warning: qmail-clean unable to clean up {req}"));
+                }
+            }
         }
     }
 
@@ -341,7 +379,7 @@ impl Send {
         let mut found: Vec<u64> = rd
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()))
-            .filter(|id| !self.todo_known.contains(id))
+            .filter(|id| !self.todo_known.contains(id) && !self.todo_cleaning.contains(id))
             .collect();
         found.sort_unstable();
         for id in found {
@@ -521,30 +559,10 @@ impl Send {
             self.retry_todo();
             return;
         }
-        // 3. todo/N may go now; all requests first, then the answers.
-        let mut reqs = Vec::new();
-        for p in &ok {
-            reqs.extend_from_slice(format!("todo/{}\0", p.id).as_bytes());
-        }
-        if self.clean_cmd.write_all(&reqs).is_err() {
-            self.lost_clean();
-        }
+        // 3. todo/N may go now.
         let t = now();
         for p in ok {
-            let mut b = [0u8; 1];
-            loop {
-                match self.clean_res.read(&mut b) {
-                    Ok(1) => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    _ => self.lost_clean(),
-                }
-            }
-            if b[0] != b'+' {
-                self.log(&format!(
-                    "warning: qmail-clean unable to clean up todo/{}",
-                    p.id
-                ));
-            }
+            self.clean(&format!("todo/{}", p.id));
             let mut any = false;
             for c in 0..2 {
                 if p.chans[c] {
@@ -1193,7 +1211,7 @@ impl Send {
 
     fn poll_once(&mut self, timeout: i32) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut revents = [PollFlags::empty(); 6];
+        let mut revents = [PollFlags::empty(); 7];
         {
             let mut fds = vec![
                 PollFd::new(self.sigpipe.as_fd(), PollFlags::POLLIN),
@@ -1219,6 +1237,7 @@ impl Send {
                     PollFlags::empty()
                 },
             ));
+            fds.push(PollFd::new(self.clean_res.as_fd(), PollFlags::POLLIN));
             let to = PollTimeout::try_from(timeout.max(0)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, to) {
                 Ok(_) => {}
@@ -1259,6 +1278,9 @@ impl Send {
             {
                 self.flush_cmd(c);
             }
+        }
+        if any(revents[6]) {
+            self.read_clean();
         }
     }
 
@@ -1422,7 +1444,7 @@ pub fn main() -> i32 {
             return die_start(&mut log, "unable to set up signal handlers");
         }
     }
-    for f in [&l_cmd, &r_cmd, &l_res, &r_res] {
+    for f in [&l_cmd, &r_cmd, &l_res, &r_res, &c_res] {
         set_nonblock(f);
     }
     let mk = |idx: usize, cmd: File, res: File, lim: u8| {
@@ -1461,6 +1483,8 @@ pub fn main() -> i32 {
         delnum: 0,
         todo: Default::default(),
         todo_known: HashSet::new(),
+        todo_cleaning: HashSet::new(),
+        clean_pending: Default::default(),
         next_todo_scan: 0,
         next_cleanup: 0,
         retry_done: Vec::new(),

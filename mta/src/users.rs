@@ -74,7 +74,17 @@ pub fn lookup_in(qmail_home: &Path, local: &str) -> Result<Option<Assignment>, L
     if let Some(a) = cdb_lookup(&qmail_home.join("users").join("cdb"), local)? {
         return Ok(Some(a));
     }
-    if let Some(a) = getpw_lookup(local)? {
+    // The password file, where the alias user also counts when it lives only in
+    // QMAILHOME/ids: `alias-outgoing-x` is user alias, extension `outgoing-x`, exactly as with
+    // a passwd entry for alias (the seed's `:alias-outgoing` recipe relies on it).
+    let found = getpw_lookup_with(local, &|name| match nix::unistd::User::from_name(name) {
+        Ok(None) if name == "alias" => Ok(alias_ids(qmail_home)
+            .ok()
+            .flatten()
+            .map(|(uid, gid)| (uid, gid, qmail_home.join("alias")))),
+        r => r.map(|o| o.map(|u| (u.uid.as_raw(), u.gid.as_raw(), u.dir))),
+    })?;
+    if let Some(a) = found {
         return Ok(Some(a));
     }
     alias_user(qmail_home, local)
@@ -231,17 +241,23 @@ fn getpw_lookup_with(local: &str, getpw: &PwFn<'_>) -> Result<Option<Assignment>
 }
 
 /// Step 3: the alias user (`~alias/.qmail-LOCAL`).
-fn alias_user(qmail_home: &Path, local: &str) -> Result<Option<Assignment>, LookupError> {
+/// The alias user's uid and gid when it is not in the password file: from `QMAILHOME/ids`, or
+/// the invoking user's in user mode; `None` as root without an ids entry.
+fn alias_ids(qmail_home: &Path) -> Result<Option<(u32, u32)>, LookupError> {
     let ids = crate::ids::QmailIds::load_from(&qmail_home.join("ids"))
         .map_err(|e| LookupError::System(e.to_string()))?;
-    let id = match ids.get("alias") {
+    Ok(match ids.get("alias") {
         Some(id) if id.uid != u32::MAX => Some((id.uid, id.gid)),
         _ if !crate::ids::running_as_root() => Some((
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
         )),
         _ => None,
-    };
+    })
+}
+
+fn alias_user(qmail_home: &Path, local: &str) -> Result<Option<Assignment>, LookupError> {
+    let id = alias_ids(qmail_home)?;
     Ok(id.map(|(uid, gid)| Assignment {
         user: "alias".into(),
         uid,
@@ -376,5 +392,39 @@ mod tests {
         assert!(getpw_lookup_with("other", &pw).unwrap().is_none());
         assert!(getpw_lookup_with("nohome-a", &pw).unwrap().is_none());
         assert!(getpw_lookup_with("nobody-here", &pw).unwrap().is_none());
+    }
+
+    #[test]
+    fn ids_only_alias_user_takes_extensions_like_a_passwd_alias() {
+        if nix::unistd::User::from_name("alias")
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            return; // the system's alias account decides on this machine
+        }
+        let d = tempfile::tempdir().unwrap();
+        let alias = d.path().join("alias");
+        std::fs::create_dir(&alias).unwrap();
+        let uid = if crate::ids::running_as_root() {
+            64123
+        } else {
+            nix::unistd::getuid().as_raw()
+        };
+        if crate::ids::running_as_root() {
+            std::os::unix::fs::chown(&alias, Some(uid), Some(uid)).unwrap();
+        }
+        std::fs::write(d.path().join("ids"), format!("alias:{uid}:{uid}\n")).unwrap();
+        let a = lookup_in(d.path(), "alias-outgoing-Friend")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.user.as_str(), a.uid, a.dash.as_str(), a.ext.as_str()),
+            ("alias", uid, "-", "outgoing-Friend")
+        );
+        assert_eq!(a.home, alias);
+        // Anything else still falls back to the alias user with the whole local part.
+        let a = lookup_in(d.path(), "nosuchuser-x").unwrap().unwrap();
+        assert_eq!((a.user.as_str(), a.ext.as_str()), ("alias", "nosuchuser-x"));
     }
 }

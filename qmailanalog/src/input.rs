@@ -339,19 +339,28 @@ impl Stamper {
     }
 }
 
+/// What the reader thread hands over.
+enum Chunk {
+    Data(Vec<u8>),
+    Err(String),
+}
+
+const CHUNK: usize = 1 << 20;
+
 /// Reads sources in order and hands every complete line (without its newline) to `f`,
-/// recording oddities in `counts`. The callback returns false to stop early.
+/// recording oddities in `counts`. A second thread does the reading (1 MiB chunks, at
+/// most a few in flight), so the kernel's copying overlaps the line processing.
 pub fn for_each_line(
     sources: &[Source],
     counts: &mut InputCounts,
     mut f: impl FnMut(&[u8], &mut InputCounts),
 ) {
-    let mut buf: Vec<u8> = vec![0; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next chunk
     for (idx, src) in sources.iter().enumerate() {
         counts.source = idx;
         counts.line_no = 0;
-        let mut reader: Box<dyn Read> = match src {
-            Source::Stdin => Box::new(io::stdin().lock()),
+        let mut reader: Box<dyn Read + Send> = match src {
+            Source::Stdin => Box::new(io::stdin()),
             Source::File(p) => match File::open(p) {
                 Ok(f) => Box::new(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -368,67 +377,99 @@ pub fn for_each_line(
             },
         };
         counts.files += 1;
-        let mut have = 0usize; // bytes of an incomplete line kept at buf[..have]
+        carry.clear();
         let mut skipping = false; // inside an overlong line: drop bytes up to its newline
-        loop {
-            if have == buf.len() {
-                if buf.len() >= MAX_LINE {
-                    // keep memory bounded: the rest of this line is dropped
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            scope.spawn(move || {
+                loop {
+                    let mut b = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    b.resize(CHUNK, 0);
+                    let n = loop {
+                        match reader.read(&mut b) {
+                            Ok(n) => break Ok(n),
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    match n {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            b.truncate(n);
+                            if tx.send(Chunk::Data(b)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Chunk::Err(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+            });
+            for chunk in rx {
+                let data = match chunk {
+                    Chunk::Data(d) => d,
+                    Chunk::Err(e) => {
+                        counts
+                            .missing
+                            .push(format!("{}: read error: {e}", src.name()));
+                        break;
+                    }
+                };
+                counts.bytes += data.len() as u64;
+                let mut start = 0;
+                if skipping || !carry.is_empty() {
+                    match memchr::memchr(b'\n', &data) {
+                        Some(p) => {
+                            counts.lines += 1;
+                            counts.line_no += 1;
+                            if skipping {
+                                skipping = false;
+                            } else {
+                                carry.extend_from_slice(&data[..p]);
+                                f(&carry, counts);
+                            }
+                            carry.clear();
+                            start = p + 1;
+                        }
+                        None => {
+                            if !skipping {
+                                carry.extend_from_slice(&data);
+                                if carry.len() > MAX_LINE {
+                                    // keep memory bounded: the rest of this line is dropped
+                                    counts.overlong += 1;
+                                    skipping = true;
+                                    carry = Vec::new();
+                                }
+                            }
+                            let _ = back_tx.send(data);
+                            continue;
+                        }
+                    }
+                }
+                let mut scan = start;
+                while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
+                    let nl = scan + p;
+                    counts.lines += 1;
+                    counts.line_no += 1;
+                    f(&data[start..nl], counts);
+                    start = nl + 1;
+                    scan = start;
+                }
+                carry.extend_from_slice(&data[start..]);
+                if carry.len() > MAX_LINE {
                     counts.overlong += 1;
                     skipping = true;
-                    have = 0;
-                } else {
-                    let n = buf.len() * 2;
-                    buf.resize(n, 0);
+                    carry = Vec::new();
                 }
+                let _ = back_tx.send(data);
             }
-            let n = match reader.read(&mut buf[have..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    counts
-                        .missing
-                        .push(format!("{}: read error: {e}", src.name()));
-                    break;
-                }
-            };
-            counts.bytes += n as u64;
-            let end = have + n;
-            let mut start = 0;
-            // lines are only cut at newlines that arrived in this read
-            let mut scan = have;
-            if skipping {
-                match memchr::memchr(b'\n', &buf[have..end]) {
-                    Some(p) => {
-                        skipping = false;
-                        counts.lines += 1;
-                        counts.line_no += 1;
-                        start = have + p + 1;
-                        scan = start;
-                    }
-                    None => {
-                        have = 0;
-                        continue;
-                    }
-                }
-            }
-            while let Some(p) = memchr::memchr(b'\n', &buf[scan..end]) {
-                let nl = scan + p;
-                counts.lines += 1;
-                counts.line_no += 1;
-                f(&buf[start..nl], counts);
-                start = nl + 1;
-                scan = start;
-            }
-            buf.copy_within(start..end, 0);
-            have = end - start;
-            if buf.len() > (1 << 20) && have < (1 << 19) {
-                buf.truncate(1 << 20);
-                buf.shrink_to(1 << 20);
-            }
-        }
-        if have > 0 || skipping {
+        });
+        if !carry.is_empty() || skipping {
             counts.lines += 1;
             counts.truncated += 1;
         }

@@ -15,7 +15,7 @@
 //! (gaps where a message's or delivery's start is missing, lines from other programs,
 //! reused delivery numbers) is counted in [`Counts`] in both modes.
 
-use crate::awk::Fields;
+use crate::awk::{Fields, num};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
@@ -23,6 +23,12 @@ use std::io::{self, Write};
 /// Receives matchup's output lines (without the newline) with their awk fields.
 pub trait Sink {
     fn emit(&mut self, line: &[u8], fields: &Fields);
+    /// With [`Matchup::typed`] set, `d` records come here instead of [`Sink::emit`]:
+    /// result (`k`, `d` or `z`) and awk's numeric values of the BIRTH, DSTART and DDONE
+    /// fields (what a report parsing the text would get).
+    fn typed_d(&mut self, _result: u8, _birth: f64, _dstart: f64, _ddone: f64) {}
+    /// `m` records in typed mode: BIRTH, DONE, BYTES, NK, ND, NZ.
+    fn typed_m(&mut self, _birth: f64, _done: f64, _bytes: u64, _k: u64, _d: u64, _z: u64) {}
 }
 
 /// Writes matchup's output as text.
@@ -97,6 +103,8 @@ struct Msg {
     /// birth stamp followed by the sender
     text: Vec<u8>,
     birth_len: usize,
+    /// awk's value of the birth stamp (typed mode)
+    birth_f: f64,
 }
 
 impl Msg {
@@ -115,6 +123,8 @@ struct Del {
     text: Vec<u8>,
     start_len: usize,
     chan_len: usize,
+    /// awk's value of the start stamp (typed mode)
+    start_f: f64,
 }
 
 impl Del {
@@ -202,6 +212,10 @@ pub struct Matchup {
     pub strict: bool,
     /// When false, records are computed but not passed on (lines before `--since`).
     pub emit: bool,
+    /// Pass `d`/`m` records as numbers ([`Sink::typed_d`], [`Sink::typed_m`]) instead of
+    /// text — for reports that only need those numbers (zoverall). Records that would not
+    /// split into the usual fields still go out as text.
+    pub typed: bool,
     pub counts: Counts,
 }
 
@@ -280,6 +294,7 @@ impl Matchup {
             spare: Vec::new(),
             strict,
             emit: true,
+            typed: false,
             counts: Counts::default(),
         }
     }
@@ -446,6 +461,7 @@ impl Matchup {
         let del = Del {
             id: d,
             msg: m,
+            start_f: if self.typed { num(start) } else { 0.0 },
             text,
             start_len: start.len(),
             chan_len: chan.len(),
@@ -495,7 +511,12 @@ impl Matchup {
             self.counts.odd_result += 1;
             (b"?", b"")
         };
-        if self.emit {
+        if self.emit && self.typed && result != b"?" {
+            let del = &self.dels[dpos];
+            let ddone = num(&line[self.f[0].0..self.f[0].1]);
+            let birth = mpos.map_or(del.start_f, |i| self.msgs[i].birth_f);
+            sink.typed_d(result[2], birth, del.start_f, ddone);
+        } else if self.emit {
             let del = &self.dels[dpos];
             let stamp = &line[self.f[0].0..self.f[0].1];
             let mut e = Em::new(&mut self.out, &mut self.ofields);
@@ -554,7 +575,11 @@ impl Matchup {
             self.counts.end_without_info += 1;
             return;
         };
-        if self.emit {
+        if self.emit && self.typed {
+            let msg = &self.msgs[i];
+            let done = num(&line[self.f[0].0..self.f[0].1]);
+            sink.typed_m(msg.birth_f, done, msg.bytes, msg.k, msg.d, msg.z);
+        } else if self.emit {
             let msg = &self.msgs[i];
             let mut e = Em::new(&mut self.out, &mut self.ofields);
             e.field(b"m");
@@ -591,6 +616,7 @@ impl Matchup {
             k: 0,
             d: 0,
             z: 0,
+            birth_f: if self.typed { num(birth) } else { 0.0 },
             text,
             birth_len: birth.len(),
         };

@@ -17,6 +17,10 @@ pub trait Report {
     fn rec(&mut self, line: &[u8], f: &Fields, out: &mut Vec<u8>);
     /// Append the final output.
     fn finish(&mut self, out: &mut Vec<u8>);
+    /// The zoverall report, which can take typed records (see `Matchup::typed`).
+    fn as_overall(&mut self) -> Option<&mut Overall> {
+        None
+    }
 }
 
 /// Names of the reports, as accepted by `qmailanalog REPORT` and used for the programs.
@@ -134,47 +138,33 @@ measure of how busy the mailer is.
 impl Report for Overall {
     fn rec(&mut self, line: &[u8], f: &Fields, _out: &mut Vec<u8>) {
         if line.starts_with(b"m") {
-            let (birth, done) = (num(f.get(line, 2)), num(f.get(line, 3)));
-            let bytes = num(f.get(line, 4));
-            let (k, d, z) = (
+            self.m(
+                num(f.get(line, 2)),
+                num(f.get(line, 3)),
+                num(f.get(line, 4)),
                 num(f.get(line, 5)),
                 num(f.get(line, 6)),
                 num(f.get(line, 7)),
             );
-            self.messages += 1.0;
-            self.mbytes += bytes;
-            self.rbytes += bytes * k;
-            self.qtime += done - birth;
-            self.recips += k + d;
-            self.tries += k + d + z;
-            if !self.seen || birth < self.first {
-                self.first = birth;
-            }
-            if !self.seen || done > self.last {
-                self.last = done;
-            }
-            self.seen = true;
         } else if line.starts_with(b"d") {
-            let birth = num(f.get(line, 3));
-            let dstart = num(f.get(line, 4));
-            let ddone = num(f.get(line, 5));
-            if line.starts_with(b"d k") {
-                self.succ += 1.0;
-                self.ddelay += ddone - birth;
-            }
-            if line.starts_with(b"d d") {
-                self.fail += 1.0;
-            }
-            self.deliveries += 1.0;
-            self.xdelay += ddone - dstart;
-            if !self.seen || birth < self.first {
-                self.first = birth;
-            }
-            if !self.seen || ddone > self.last {
-                self.last = ddone;
-            }
-            self.seen = true;
+            let kind = if line.starts_with(b"d k") {
+                b'k'
+            } else if line.starts_with(b"d d") {
+                b'd'
+            } else {
+                b'z'
+            };
+            self.d(
+                kind,
+                num(f.get(line, 3)),
+                num(f.get(line, 4)),
+                num(f.get(line, 5)),
+            );
         }
+    }
+
+    fn as_overall(&mut self) -> Option<&mut Overall> {
+        Some(self)
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
@@ -184,6 +174,44 @@ impl Report for Overall {
 }
 
 impl Overall {
+    /// One `m` record: BIRTH, DONE, BYTES, NK, ND, NZ (awk's values of the fields).
+    pub fn m(&mut self, birth: f64, done: f64, bytes: f64, k: f64, d: f64, z: f64) {
+        self.messages += 1.0;
+        self.mbytes += bytes;
+        self.rbytes += bytes * k;
+        self.qtime += done - birth;
+        self.recips += k + d;
+        self.tries += k + d + z;
+        if !self.seen || birth < self.first {
+            self.first = birth;
+        }
+        if !self.seen || done > self.last {
+            self.last = done;
+        }
+        self.seen = true;
+    }
+
+    /// One `d` record: `kind` is b'k' (line starts "d k"), b'd' ("d d") or anything else;
+    /// BIRTH, DSTART, DDONE.
+    pub fn d(&mut self, kind: u8, birth: f64, dstart: f64, ddone: f64) {
+        if kind == b'k' {
+            self.succ += 1.0;
+            self.ddelay += ddone - birth;
+        }
+        if kind == b'd' {
+            self.fail += 1.0;
+        }
+        self.deliveries += 1.0;
+        self.xdelay += ddone - dstart;
+        if !self.seen || birth < self.first {
+            self.first = birth;
+        }
+        if !self.seen || ddone > self.last {
+            self.last = ddone;
+        }
+        self.seen = true;
+    }
+
     /// The "Label: value" lines (everything after the preamble).
     pub fn text(&self) -> String {
         self.rows()

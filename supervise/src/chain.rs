@@ -3,6 +3,9 @@
 //! command line. Usage and error texts and exit codes are daemontools 0.76's, word for word
 //! (checked against Debian's binaries): usage → 100 (envdir: 111), errors → 111
 //! "NAME: fatal: …".
+//!
+//! Extension: setuidgid and envuidgid also accept `UID:GID` (numbers) instead of an account
+//! name, for installs whose ids are not in /etc/passwd.
 
 use crate::errstr::{err_str, nix_str};
 use nix::errno::Errno;

@@ -424,6 +424,16 @@ impl Supervisor {
         // prepared before the fork (a static C string, a stack array of pointers, integers).
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => unsafe {
+                let mut err_wfd = err_wfd;
+                if let Some((_, to)) = dup
+                    && to == err_wfd
+                {
+                    // keep the error pipe out of the way of the notification descriptor
+                    let moved = libc::fcntl(err_wfd, libc::F_DUPFD_CLOEXEC, to + 1);
+                    if moved >= 0 {
+                        err_wfd = moved;
+                    }
+                }
                 let code = match childproc::reset_in_child(ignored, dup) {
                     Err(e) => e,
                     Ok(()) => {

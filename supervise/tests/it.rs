@@ -965,6 +965,35 @@ fn chain_loaders_match_debian() {
 }
 
 #[test]
+fn setuidgid_numeric_ids() {
+    let (c, o, e) = out(Command::new(bin("setuidgid")).args([
+        "65534:65533",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]));
+    let (c2, o2, _) =
+        out(Command::new(bin("envuidgid")).args(["123:456", "sh", "-c", "echo $UID $GID"]));
+    assert_eq!((c2, o2.as_str()), (0, "123 456\n"));
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!((c, o.as_str()), (0, "65534\n65533\n65533\n"), "{e}");
+    } else {
+        assert_eq!(
+            (c, e.as_str()),
+            (
+                111,
+                "setuidgid: fatal: unable to setgid: permission denied\n"
+            )
+        );
+    }
+    let (c, _, e) = out(Command::new(bin("setuidgid")).args(["12:ab", "true"]));
+    assert_eq!(
+        (c, e.as_str()),
+        (111, "setuidgid: fatal: unknown account 12:ab\n")
+    );
+}
+
+#[test]
 fn setlock_excludes_and_matches_debian() {
     let t = tempdir();
     let lock = t.path().join("lock");

@@ -213,12 +213,7 @@ fn log_lines(dir: &Path) -> Vec<String> {
     files.push(dir.join("current"));
     files
         .iter()
-        .flat_map(|f| {
-            read_all(f)
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|f| read_all(f).lines().map(str::to_string).collect::<Vec<_>>())
         .collect()
 }
 
@@ -228,9 +223,11 @@ fn demo_boots_delivers_and_stops_cleanly() {
 
     // SMTP in with Python's smtplib, to a virtual user.
     demo.smtp_send("alice@localhost", "first");
-    must(Duration::from_secs(60), "alice's message in Maildir/new", || {
-        demo.count_new("alice") == 1
-    });
+    must(
+        Duration::from_secs(60),
+        "alice's message in Maildir/new",
+        || demo.count_new("alice") == 1,
+    );
     let msg = std::fs::read_dir(demo.maildir_new("alice"))
         .expect("maildir")
         .flatten()
@@ -238,7 +235,10 @@ fn demo_boots_delivers_and_stops_cleanly() {
         .expect("one message")
         .path();
     let text = read_all(&msg);
-    assert!(text.starts_with("Return-Path: <tester@example.org>\n"), "{text}");
+    assert!(
+        text.starts_with("Return-Path: <tester@example.org>\n"),
+        "{text}"
+    );
     assert!(text.contains("Delivered-To: alice@localhost\n"), "{text}");
     assert!(text.contains("hello first"), "{text}");
 
@@ -332,9 +332,11 @@ fn demo_boots_delivers_and_stops_cleanly() {
 
     // SIGTERM stops everything; nothing is left running.
     demo.stop();
-    must(Duration::from_secs(30), "no process left under the demo", || {
-        processes_under(&demo.home).is_empty()
-    });
+    must(
+        Duration::from_secs(30),
+        "no process left under the demo",
+        || processes_under(&demo.home).is_empty(),
+    );
 }
 
 #[test]
@@ -447,7 +449,12 @@ fn root_install_runs_daemons_under_their_own_uids() {
         .arg("--root")
         .arg(&home)
         .args(["install", "--numeric-ids", "--domain", "rooted.example"])
-        .args(["--smtp-port", &smtp.to_string(), "--pop3-port", &pop3.to_string()])
+        .args([
+            "--smtp-port",
+            &smtp.to_string(),
+            "--pop3-port",
+            &pop3.to_string(),
+        ])
         .arg("--service-dir")
         .arg(&sd)
         .env("RQMAIL_BIN", bin_dir())
@@ -585,7 +592,9 @@ fn root_install_runs_daemons_under_their_own_uids() {
             }
             let got = proc_uid(pid);
             if got != Some(want) {
-                failures.push(format!("{prog} (pid {pid}) runs as uid {got:?}, want {user} = {want}"));
+                failures.push(format!(
+                    "{prog} (pid {pid}) runs as uid {got:?}, want {user} = {want}"
+                ));
             }
         }
     }
@@ -623,10 +632,14 @@ fn root_install_runs_daemons_under_their_own_uids() {
         })
         .collect();
     cleanup(&mut svscan);
-    must(Duration::from_secs(30), "root install processes gone", || {
-        kill_everything_under(&home);
-        processes_under(&home).is_empty()
-    });
+    must(
+        Duration::from_secs(30),
+        "root install processes gone",
+        || {
+            kill_everything_under(&home);
+            processes_under(&home).is_empty()
+        },
+    );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
@@ -670,4 +683,69 @@ fn newcomer_walkthrough_swaks_and_curl() {
     // A wrong password is refused without saying which part was wrong.
     let out = run(Command::new(&curl).args(["-s", "--user", "alice:wrong", &url]));
     assert!(!out.status.success());
+}
+
+/// rc/rc, the boot script for systems without svscan: qmail-start with multilog as its logger.
+#[test]
+fn rc_boot_script_delivers_and_logs_through_multilog() {
+    let tmp = tempdir();
+    let home = tmp.path().join("qmail");
+    let logdir = tmp.path().join("log");
+    let out = run(Command::new(checkout().join("rc/qmailctl"))
+        .arg("--root")
+        .arg(&home)
+        .args([
+            "install",
+            "--user-mode",
+            "--domain",
+            "rc.example",
+            "--no-link",
+        ])
+        .env("RQMAIL_BIN", bin_dir())
+        .env_remove("QMAILHOME"));
+    assert!(
+        out.status.success(),
+        "install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The log directory belongs to the logger's user, as an admin sets up /var/log/qmail.
+    std::fs::create_dir_all(&logdir).expect("log dir");
+    if nix::unistd::geteuid().is_root() {
+        let id = qmail_id(&home, "qmaill");
+        std::os::unix::fs::chown(&logdir, Some(id), None).expect("chown log dir");
+    }
+    // The alias user's Maildir receives mail for postmaster (alias chain → ~alias/Maildir).
+    let mut rc = Proc::spawn(
+        Command::new(checkout().join("rc/rc"))
+            .env("QMAILHOME", &home)
+            .env("QMAILLOG", &logdir)
+            .stdin(std::process::Stdio::null()),
+    );
+    let out = run_with_input(
+        Command::new(home.join("bin/qmail-inject"))
+            .env("QMAILHOME", &home)
+            .arg("postmaster@rc.example"),
+        Some(b"Subject: boot\n\nfrom rc\n"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = home.join("alias/Maildir/new");
+    let delivered = wait_until(Duration::from_secs(60), || {
+        std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0) == 1
+    });
+    let logged = wait_until(Duration::from_secs(30), || {
+        log_lines(&logdir)
+            .iter()
+            .any(|l| l.starts_with("@4000") && l.contains(": success: "))
+    });
+    rc.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = rc.wait_timeout(Duration::from_secs(20));
+    drop(rc);
+    kill_everything_under(&home);
+    assert!(delivered, "not delivered via rc");
+    assert!(logged, "no stamped success line in {}", logdir.display());
 }

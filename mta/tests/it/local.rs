@@ -1298,7 +1298,10 @@ fn e2e_every_line_form_extensions_and_aliases() {
         ah.join("default.txt").exists()
     });
     let t = std::fs::read_to_string(ah.join("default.txt")).unwrap();
-    assert!(t.eq_ignore_ascii_case("ext-more.stuff|more.stuff\n"), "{t}");
+    assert_eq!(
+        t, "ext-More.Stuff|More.Stuff\n",
+        "EXT and DEFAULT keep the case of the address"
+    );
     // Aliases: postmaster, and frank.berbig → .qmail-frank:berbig, both in ~alias.
     let alias = s.q.join("alias");
     // The installer's default aliases: postmaster → root; root (uid 0 is never delivered to
@@ -1384,6 +1387,16 @@ fn e2e_program_exit_codes_loops_and_readers() {
     assert!(all.contains("no such list"), "{all}");
     assert!(all.contains("This message is looping"), "{all}");
     assert!(files_in(&ah.join("Maildir/new")).is_empty());
+    // Unsafe modes defer with a clear log line and deliver nothing.
+    s.put("alice", ".qmail-open", "./Maildir/\n");
+    chmod(&ah.join(".qmail-open"), 0o666);
+    s.inject("bob@example.org", &["alice-open@example.org"], &msg("open"));
+    s.wait_log("deferral: Uh-oh:_.qmail_file_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o770);
+    s.inject("bob@example.org", &["alice@example.org"], &msg("grouphome"));
+    s.wait_log("deferral: Uh-oh:_home_directory_is_writable._(#4.7.0)/");
+    chmod(&ah, 0o700);
+    assert!(files_in(&ah.join("Maildir/new")).is_empty());
     // Python's mailbox reads what we deliver.
     if let Some(py) = external("/usr/bin/python3") {
         let o = run_with_input(
@@ -1452,4 +1465,30 @@ fn e2e_new_user_from_skel_receives_mail() {
             .unwrap()
             .contains("Delivered-To: dave@example.org\n")
     );
+}
+
+#[test]
+fn qmail_getpw_never_picks_root_and_falls_back_to_alias() {
+    let d = tempdir();
+    let q = d.path();
+    std::fs::write(q.join("ids"), "alias:7790:7791\n").unwrap();
+    let o = run_with_input(
+        Command::new(bin("qmail-getpw"))
+            .arg("Root-Stuff")
+            .env("QMAILHOME", q),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let want = format!(
+        "alias\x007790\x007791\x00{}/alias\x00-\x00Root-Stuff\x00",
+        q.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    let o = run_with_input(
+        &mut Command::new(bin("qmail-getpw")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&o), 100);
 }

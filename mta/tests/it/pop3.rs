@@ -44,6 +44,9 @@ struct Acct {
     dir: TempDir,
     users: PathBuf,
     home: PathBuf,
+    /// A copy of qmail-pop3d that the POP3 user can run even when the build directory is
+    /// not reachable for that uid (e.g. under /root in CI).
+    pop3d: PathBuf,
 }
 
 impl Acct {
@@ -71,7 +74,15 @@ impl Acct {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Acct { dir, users, home }
+        let pop3d = dir.path().join("qmail-pop3d");
+        std::fs::copy(bin("qmail-pop3d"), &pop3d).unwrap();
+        std::fs::set_permissions(&pop3d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Acct {
+            dir,
+            users,
+            home,
+            pop3d,
+        }
     }
     fn maildir(&self) -> PathBuf {
         self.home.join("Maildir")
@@ -120,7 +131,7 @@ impl Acct {
         let mut c = Command::new(bin("qmail-popup"));
         c.arg("pop.example.org")
             .arg(checkprog)
-            .arg(bin("qmail-pop3d"))
+            .arg(&self.pop3d)
             .arg("Maildir")
             .env("POPPASSWD", &self.users)
             .env("CHECKPASSWORD_PASSWD", self.dir.path().join("no-passwd"))
@@ -752,7 +763,7 @@ fn pop_server(a: &Acct) -> Option<super::smtpd::Server> {
             &bin("qmail-popup"),
             Path::new("pop.example.org"),
             &bin("checkpassword"),
-            &bin("qmail-pop3d"),
+            &a.pop3d,
             Path::new("Maildir"),
         ],
     )
@@ -1253,4 +1264,75 @@ fn end_to_end_smtp_clients_to_maildir_then_pop3_clients() {
     assert!(text.contains("Delivered-To: alice@example.org"), "{text}");
     assert!(text.contains("Received: from unknown (HELO "), "{text}");
     assert_eq!(sys.delivered(), 0);
+}
+
+/// Processes whose program (argv[0]) is `needle`.
+fn processes_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .map(|c| c.split(|&b| b == 0).next() == Some(needle.as_bytes()))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn end_to_end_client_vanishing_mid_data_leaves_nothing_in_the_queue() {
+    let Some(py) = external("/usr/bin/python3") else {
+        return;
+    };
+    let Some(sys) = System::start() else { return };
+    let smtpd = sys.home.join("bin/qmail-smtpd").display().to_string();
+    let script = r#"
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+f = c.makefile("rb")
+f.readline()
+c.sendall(b"HELO v\r\nMAIL FROM:<v@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+for _ in range(3): f.readline()
+assert f.readline() == b"354 go ahead\r\n"
+c.sendall(b"Subject: half\r\n\r\n" + b"x" * 100000)
+c.close()
+"#;
+    let out = run_with_input(
+        Command::new(&py)
+            .arg("-c")
+            .arg(script)
+            .arg(sys.smtp.port.to_string()),
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    must(
+        Duration::from_secs(30),
+        "qmail-smtpd and qmail-queue gone",
+        || {
+            processes_with(&smtpd) == 0
+                && processes_with(&sys.home.join("bin/qmail-queue").display().to_string()) == 0
+        },
+    );
+    let queued = walkdir::WalkDir::new(sys.home.join("queue"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.path().starts_with(sys.home.join("queue/lock")))
+        .count();
+    assert_eq!(queued, 0, "a half message left files in the queue");
+    assert_eq!(sys.delivered(), 0);
+    assert!(!sys.log().contains("new msg"), "{}", sys.log());
 }

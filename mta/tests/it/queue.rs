@@ -172,17 +172,25 @@ qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nn
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        self.send = Some(Proc::spawn(&mut cmd));
         let n = self.log_text().matches("status: local 0/").count();
+        self.send = Some(Proc::spawn(&mut cmd));
         // Its first status line comes after the signal handlers are in place.
         let ok = wait_until(LONG, || {
             self.log_text().matches("status: local 0/").count() > n
         });
         if !ok {
             let t = self.log_text();
+            let ps = Command::new("ps")
+                .args(["-eo", "pid,pgid,stat,wchan:24,args"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let home = self.home.display().to_string();
+            let mine: Vec<&str> = ps.lines().filter(|l| l.contains(&home)).collect();
             panic!(
-                "qmail-send did not start; log ends:\n{}",
-                &t[t.len().saturating_sub(3000)..]
+                "qmail-send did not start; log ends:\n{}\nprocesses:\n{}",
+                &t[t.len().saturating_sub(3000)..],
+                mine.join("\n")
             );
         }
     }
