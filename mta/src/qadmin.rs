@@ -53,7 +53,10 @@
 //!    request in `cur/` finishes the job at the next start, and a lone mess is removed by
 //!    qmail-send's 36-hour cleanup anyway. A message with deliveries running is marked: no new
 //!    delivery of it starts, no bounce is sent for it, and once the last running delivery
-//!    reports, it is removed as above and the request answered. qmail-send logs
+//!    reports, it is removed as above. qmail-send answers once qmail-clean has removed the mess
+//!    files too (so `qmail-qstat` agrees as soon as qmail-qadmin returns); until then, and
+//!    as long as a deleted id still names the same message, it neither preprocesses (a todo
+//!    entry qmail-clean has not removed yet) nor starts it. qmail-send logs
 //!    `qadmin: deleted msg N` and `end msg N` (so qmailanalog's matchup closes it).
 //! 5. Hold: `hold/N` (content GEN) marks the message; qmail-send keeps the set in memory (read
 //!    at start, stale markers dropped) and its `fill` drops queue entries of held messages

@@ -392,6 +392,9 @@ impl Send {
     /// syncing them yet (the batch does that).
     fn prepare_todo(&mut self, id: u64) -> Option<Prepared> {
         self.todo_known.remove(&id);
+        if self.qa.deleted(id) {
+            return None; // deleted by qmail-qadmin; qmail-clean is removing todo/N
+        }
         let todofn = format!("todo/{id}");
         let data = match std::fs::read(&todofn) {
             Ok(d) => d,

@@ -192,6 +192,17 @@ struct Pending {
     name: String,
     results: Vec<String>,
     waiting: HashSet<u64>,
+    /// Deleted messages whose mess file qmail-clean has not removed yet: (id, generation).
+    /// The answer waits for them, so that qmail-qstat agrees once qmail-qadmin returns.
+    cleaning: Vec<(u64, u64)>,
+}
+
+impl Pending {
+    /// Nothing left to wait for?
+    fn settled(&mut self, q: &Path) -> bool {
+        self.cleaning.retain(|&(id, g)| generation(q, id) == g);
+        self.waiting.is_empty() && self.cleaning.is_empty()
+    }
 }
 
 /// qmail-send's part: held and doomed messages, requests, delivery counters.
@@ -204,7 +215,8 @@ pub struct Agent {
     doomed: HashMap<u64, u64>,
     pending: Vec<Pending>,
     /// Deleted during this run; popped queue entries for them are dropped.
-    deleted: HashSet<u64>,
+    /// id → generation.
+    deleted: HashMap<u64, u64>,
     counters: Option<Arc<Counters>>,
 }
 
@@ -262,25 +274,21 @@ impl Agent {
             .collect();
         for id in ready {
             let g = self.doomed.remove(&id).unwrap_or(0);
+            let mut cleaning = Vec::new();
             let r = if generation(&self.q, id) != g {
                 format!("{id} gone") // finished by its last delivery meanwhile
             } else {
-                self.delete_now(ctl, &[id]).remove(0)
+                self.delete_now(ctl, &[(id, g)], &mut cleaning).remove(0)
             };
             for p in &mut self.pending {
                 if p.waiting.remove(&id) {
                     p.results.push(r.clone());
+                    p.cleaning.append(&mut cleaning);
                 }
             }
         }
         let q = self.q.clone();
-        self.pending.retain(|p| {
-            if !p.waiting.is_empty() {
-                return true;
-            }
-            finish_request(&q, p);
-            false
-        });
+        self.settle();
         // New requests (two directory reads: microseconds).
         for sub in ["cur", "new"] {
             let Ok(rd) = std::fs::read_dir(q.join(format!("{DIR}/{sub}"))) else {
@@ -306,8 +314,14 @@ impl Agent {
                 self.handle(ctl, &name);
             }
         }
-        self.pending.retain(|p| {
-            if !p.waiting.is_empty() {
+        self.settle();
+    }
+
+    /// Answer the requests that have nothing left to wait for.
+    fn settle(&mut self) {
+        let q = self.q.clone();
+        self.pending.retain_mut(|p| {
+            if !p.settled(&q) {
                 return true;
             }
             finish_request(&q, p);
@@ -323,6 +337,7 @@ impl Agent {
             name: name.to_string(),
             results: Vec::new(),
             waiting: HashSet::new(),
+            cleaning: Vec::new(),
         };
         match Request::decode(&text) {
             None => p.results.push("error malformed request".into()),
@@ -340,10 +355,11 @@ impl Agent {
                         self.doomed.insert(id, g);
                         p.waiting.insert(id);
                     } else {
-                        now_ids.push(id);
+                        now_ids.push((id, g));
                     }
                 }
-                p.results.extend(self.delete_now(ctl, &now_ids));
+                let r = self.delete_now(ctl, &now_ids, &mut p.cleaning);
+                p.results.extend(r);
             }
             Some(Request::Hold(v)) => {
                 for (id, g) in v {
@@ -417,15 +433,22 @@ impl Agent {
     }
 
     /// Delete messages nothing is delivering; one result line per id.
-    fn delete_now(&mut self, ctl: &mut dyn SendCtl, ids: &[u64]) -> Vec<String> {
+    fn delete_now(
+        &mut self,
+        ctl: &mut dyn SendCtl,
+        ids: &[(u64, u64)],
+        cleaning: &mut Vec<(u64, u64)>,
+    ) -> Vec<String> {
         let q = self.q.clone();
-        let res = delete_files(&q, ctl, ids);
+        let only: Vec<u64> = ids.iter().map(|x| x.0).collect();
+        let res = delete_files(&q, ctl, &only);
         ids.iter()
             .zip(res)
-            .map(|(&id, r)| match r {
+            .map(|(&(id, g), r)| match r {
                 Ok(()) => {
                     self.held.remove(&id);
-                    self.deleted.insert(id);
+                    self.deleted.insert(id, g);
+                    cleaning.push((id, g));
                     ctl.log(&format!("qadmin: deleted msg {id}"));
                     ctl.log(&format!("end msg {id}"));
                     format!("{id} deleted")
@@ -440,13 +463,21 @@ impl Agent {
         if self.held.contains(&id) || self.doomed.contains_key(&id) {
             return true;
         }
-        if self.deleted.contains(&id) {
-            if split_path(&self.q, "info", id).exists() {
-                self.deleted.remove(&id); // the id names a new message now
-                return false;
-            }
+        self.deleted(id)
+    }
+
+    /// Was `id` deleted while its files may still be around (qmail-clean removes todo/ and
+    /// mess/ asynchronously)? qmail-send then neither preprocesses nor starts it. Once the id
+    /// names a newer message (another generation) it is forgotten.
+    pub fn deleted(&mut self, id: u64) -> bool {
+        let Some(&g) = self.deleted.get(&id) else {
+            return false;
+        };
+        let now = generation(&self.q, id);
+        if now == 0 || now == g {
             return true;
         }
+        self.deleted.remove(&id);
         false
     }
 
