@@ -779,3 +779,36 @@ fn retry_for_one_domain_leaves_the_others_waiting() {
     let o = h.qadmin(&["retry", "--domain", "bad domain"]);
     assert_eq!(o.status.code(), Some(100), "{o:?}");
 }
+
+#[test]
+fn control_metricsfile_puts_the_file_where_node_exporter_looks() {
+    let mut h = H::new();
+    let dir = h.top.join("textfile");
+    fs::create_dir(&dir).unwrap();
+    if is_root() {
+        chown(&dir, 64007, 64000); // qmails
+    }
+    fs::write(
+        h.home.join("control/metricsfile"),
+        format!("{}\n", dir.join("qmail.prom").display()),
+    )
+    .unwrap();
+    h.start();
+    h.qq("one", "alice@example.org", &["x@remote.test"]);
+    must(LONG, "metrics file with the message", || {
+        fs::read_to_string(dir.join("qmail.prom"))
+            .is_ok_and(|t| t.contains("\nqmail_queue_messages 1\n"))
+    });
+    let t = fs::read_to_string(dir.join("qmail.prom")).unwrap();
+    assert!(t.starts_with("# HELP qmail_queue_messages "), "{t}");
+    assert!(t.contains("# TYPE qmail_deliveries_total counter\n"), "{t}");
+    assert!(!h.home.join("queue/qadmin/metrics.prom").exists());
+    // Only the finished file carries the .prom suffix.
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".prom"))
+        .collect();
+    assert_eq!(names, ["qmail.prom"]);
+}
