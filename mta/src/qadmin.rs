@@ -61,8 +61,8 @@
 //! 5. Hold: `hold/N` (content GEN) marks the message; qmail-send keeps the set in memory (read
 //!    at start, stale markers dropped) and its `fill` drops queue entries of held messages
 //!    instead of starting them. Release removes the marker and puts the message back on its
-//!    channels' queues, due now. A held message does not age towards a bounce while held only
-//!    in that it is not tried; queuelifetime still counts from its birth.
+//!    channels' queues, due now. Holding does not stop the clock: queuelifetime counts from
+//!    the message's birth, so a message released after it is bounced at its next attempt.
 //! 6. Retry: qmail-send moves the chosen queue entries to now (held ones excepted).
 //! 7. `delivered/N` (birth, then `CHANNEL ADDR` lines) remembers recipients delivered on one
 //!    channel while the other channel still has work, because qmail-send removes a channel

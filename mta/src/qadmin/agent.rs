@@ -173,10 +173,12 @@ pub fn delete_files(q: &Path, ctl: &mut dyn SendCtl, ids: &[u64]) -> Vec<io::Res
 pub fn write_atomic(q: &Path, sub: &str, name: &str, text: &[u8], mode: u32) -> io::Result<()> {
     let tmp = q.join(format!("{DIR}/tmp/{sub}.{name}"));
     let dst = q.join(format!("{DIR}/{sub}/{name}"));
+    // Root writes into a directory qmails owns: never follow a link planted there.
+    unlink(&tmp)?;
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(&tmp)?;
     f.write_all(text)?;
