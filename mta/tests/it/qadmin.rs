@@ -812,3 +812,49 @@ fn control_metricsfile_puts_the_file_where_node_exporter_looks() {
         .collect();
     assert_eq!(names, ["qmail.prom"]);
 }
+
+#[test]
+fn a_deletion_cut_short_by_a_crash_is_finished_at_the_next_start() {
+    let mut h = H::new();
+    h.start();
+    h.qq("crash", "alice@example.org", &["x@remote.test"]);
+    must(LONG, "deferral", || h.count_log("deferral:") >= 1);
+    let id = *listing(&h).keys().next().unwrap();
+    let q = h.home.join("queue");
+    let s = id % 23;
+    let mess = q.join(format!("mess/{s}/{id}"));
+    let md = fs::metadata(&mess).unwrap();
+    let generation = {
+        use std::os::unix::fs::MetadataExt;
+        md.mtime() as u64 * 1_000_000_000 + md.mtime_nsec() as u64
+    };
+    // Stop qmail-send, then leave what a crash after the first step of a delete leaves: the
+    // claimed request in cur/ and info gone, everything else still there.
+    h.send
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(h.send.as_mut().unwrap().wait_timeout(LONG).is_some());
+    h.send = None;
+    fs::write(
+        q.join("qadmin/cur/123.crash"),
+        format!("delete\n{id} {generation}\n"),
+    )
+    .unwrap();
+    fs::remove_file(q.join(format!("info/{s}/{id}"))).unwrap();
+    assert!(q.join(format!("remote/{s}/{id}")).exists());
+    let attempts = h.count_log("starting delivery");
+    h.start();
+    must(LONG, "request answered", || {
+        fs::read_to_string(q.join("qadmin/done/123.crash"))
+            .is_ok_and(|t| t == format!("{id} deleted\n"))
+    });
+    must(LONG, "mess removed", || !mess.exists());
+    assert!(!q.join("qadmin/cur/123.crash").exists());
+    assert!(!q.join(format!("remote/{s}/{id}")).exists());
+    assert_eq!(h.count_log("starting delivery"), attempts);
+    assert_eq!(
+        h.qstat(),
+        "messages in queue: 0\nmessages in queue but not yet preprocessed: 0\n"
+    );
+}
