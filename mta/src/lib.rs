@@ -47,3 +47,4 @@ pub mod sendmail;
 
 // Queue administration.
 pub mod qadmin;
+pub mod qmetrics;

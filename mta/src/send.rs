@@ -256,6 +256,8 @@ pub struct Send {
     next_cleanup: u64,
     /// Messages to look at again later (bounce injection failed, …): (time, id).
     retry_done: Vec<(u64, u64)>,
+    /// Queue administration (hold, delete, retry requests) and metrics: crate::qadmin.
+    qa: crate::qadmin::agent::Agent,
 }
 
 /// Alerts that stop qmail-send before it starts.
@@ -298,6 +300,7 @@ impl Send {
             if self.exitasap { " exitasap" } else { "" }
         );
         self.log(&l);
+        self.qa.changed([self.chans[0].used, self.chans[1].used]);
     }
 
     /// Ask qmail-clean to remove something; its answer is read in the main loop.
@@ -389,6 +392,9 @@ impl Send {
     /// syncing them yet (the batch does that).
     fn prepare_todo(&mut self, id: u64) -> Option<Prepared> {
         self.todo_known.remove(&id);
+        if self.qa.deleted(id) {
+            return None; // deleted by qmail-qadmin; qmail-clean is removing todo/N
+        }
         let todofn = format!("todo/{id}");
         let data = match std::fs::read(&todofn) {
             Ok(d) => d,
@@ -698,6 +704,10 @@ impl Send {
     /// Send the bounce for `id` if there is bounce text; false when it must be retried.
     fn send_bounce(&mut self, id: u64) -> bool {
         let bfn = PathBuf::from(format!("bounce/{id}"));
+        if self.qa.doomed(id) {
+            let _ = std::fs::remove_file(&bfn); // deleted by qmail-qadmin: no bounce
+            return true;
+        }
         let blocks = match std::fs::read(&bfn) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
@@ -726,7 +736,10 @@ impl Send {
             }
         };
         match crate::bounce::inject(&sender, &blocks, &path_split("mess", id), &self.cfg.bounce) {
-            Outcome::Injected(qp) => self.log(&format!("bounce msg {id} qp {qp}")),
+            Outcome::Injected(qp) => {
+                self.log(&format!("bounce msg {id} qp {qp}"));
+                self.qa.bounced();
+            }
             Outcome::Triple => self.log(&format!("triple bounce: discarding bounce/{id}")),
             Outcome::Failed(_) => {
                 self.log("warning: trouble injecting bounce message, will try later");
@@ -813,6 +826,9 @@ impl Send {
                         return;
                     }
                     self.chans[c].prioq.pop();
+                    if self.qa.skip(id) {
+                        continue; // held or being deleted (crate::qadmin)
+                    }
                     if self.chans[c].jobs.contains_key(&id) {
                         continue; // already being worked on
                     }
@@ -968,6 +984,13 @@ impl Send {
             }
         }
         self.status();
+        use crate::qadmin::agent::Outcome as O;
+        let o = match (letter, deferred) {
+            (b'K', _) => O::Success,
+            (_, true) => O::Deferral,
+            _ => O::Failure,
+        };
+        self.qa.delivered(c, d.id, &d.addr, o);
         let pass = self.chans[c].pass;
         if let Some(job) = self.chans[c].jobs.get_mut(&d.id) {
             job.running -= 1;
@@ -1101,6 +1124,7 @@ impl Send {
         self.scan_todo();
         self.scan_info();
         self.cleanup_leftovers();
+        self.qadmin_tick();
         self.status();
         loop {
             if self.term.swap(false, Ordering::SeqCst) && !self.exitasap {
@@ -1151,6 +1175,7 @@ impl Send {
                     let batch: Vec<u64> = self.todo.drain(..n).collect();
                     self.do_todo_batch(batch);
                 }
+                self.qadmin_tick();
                 self.fill(0);
                 self.fill(1);
             }
@@ -1286,6 +1311,67 @@ impl Send {
     }
 }
 
+/// What queue administration (crate::qadmin) may do inside qmail-send.
+impl crate::qadmin::agent::SendCtl for Send {
+    fn busy(&self, id: u64) -> bool {
+        self.chans
+            .iter()
+            .any(|ch| ch.pass == Some(id) || ch.jobs.contains_key(&id))
+    }
+    fn stop_pass(&mut self, id: u64, deleting: bool) {
+        for c in 0..2 {
+            let pass = self.chans[c].pass == Some(id);
+            if let Some(job) = self.chans[c].jobs.get_mut(&id) {
+                if job.next < job.recs.len() {
+                    job.next = job.recs.len();
+                    job.deferred = true;
+                }
+                if pass {
+                    self.chans[c].pass = None;
+                }
+                if pass && job.running == 0 {
+                    if deleting {
+                        self.chans[c].jobs.remove(&id); // its files go next
+                    } else {
+                        self.close_job(c, id);
+                    }
+                }
+            }
+        }
+    }
+    fn requeue(&mut self, id: u64) {
+        let t = now();
+        for c in 0..2 {
+            if !self.chans[c].jobs.contains_key(&id) && path_split(CHANNELS[c], id).exists() {
+                self.chans[c].prioq.push(Reverse((t, id)));
+            }
+        }
+    }
+    fn retry_now(&mut self, c: usize, pick: &mut dyn FnMut(u64) -> bool) {
+        let t = now();
+        let items: Vec<_> = self.chans[c]
+            .prioq
+            .drain()
+            .map(|Reverse((w, id))| Reverse((if pick(id) { w.min(t) } else { w }, id)))
+            .collect();
+        self.chans[c].prioq.extend(items);
+    }
+    fn clean(&mut self, req: &str) {
+        Send::clean(self, req);
+    }
+    fn log(&mut self, line: &str) {
+        Send::log(self, line);
+    }
+}
+
+impl Send {
+    fn qadmin_tick(&mut self) {
+        let mut qa = std::mem::take(&mut self.qa);
+        qa.tick(self);
+        self.qa = qa;
+    }
+}
+
 /// qmail-send's main.
 pub fn main() -> i32 {
     // SAFETY: fds 0-6 were set up by qmail-start and belong to this process for its whole life;
@@ -1405,6 +1491,7 @@ pub fn main() -> i32 {
         next_todo_scan: 0,
         next_cleanup: 0,
         retry_done: Vec::new(),
+        qa: Default::default(),
     };
     debug_assert!(s.chans.iter().enumerate().all(|(i, c)| c.idx == i));
     let code = s.run();

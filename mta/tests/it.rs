@@ -13,5 +13,7 @@ mod smtpd;
 #[path = "it/remote.rs"]
 mod remote;
 
+#[path = "it/qadmin.rs"]
+mod qadmin;
 #[path = "it/queue.rs"]
 mod queue;
