@@ -261,6 +261,11 @@ fn hier(dir: &Path, build: Option<&Path>) -> Vec<Entry> {
     d("queue/intd", Owner::Qmailq, 0o700);
     d("queue/todo", Owner::Qmailq, 0o750);
     d("queue/bounce", Owner::Qmails, 0o700);
+    // qmail-qadmin's request directories (see crate::qadmin), owned by qmail-send's user.
+    d("queue/qadmin", Owner::Qmails, 0o700);
+    for sub in crate::qadmin::agent::SUBDIRS {
+        d(&format!("queue/qadmin/{sub}"), Owner::Qmails, 0o700);
+    }
     for (name, owner, mode) in [
         ("mess", Owner::Qmailq, 0o750),
         ("info", Owner::Qmails, 0o700),
