@@ -7,7 +7,7 @@
 #                                               qmailanalog itself is not installed here)
 #   5. qmailanalog zoverall DIR on the same log tai64n-stamped in a multilog directory
 # Usage: bench/qmailanalog/run.sh [MESSAGES] [WORKDIR]   (default 1300000 ≈ 1 GB, /tmp/qabench)
-# Writes bench/RESULTS-qmailanalog.md.
+# Writes bench/qmailanalog/last-run.md (its figures are recorded in bench/RESULTS.md).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -79,5 +79,5 @@ best() { grep "^$1|" "$R" | sort -t'|' -k2,2n | head -1; }
   echo '```'
   cat "$work/out.ours"
   echo '```'
-} > "$root/bench/RESULTS-qmailanalog.md"
-cat "$root/bench/RESULTS-qmailanalog.md"
+} > "$root/bench/qmailanalog/last-run.md"
+cat "$root/bench/qmailanalog/last-run.md"

@@ -5,7 +5,7 @@
 #
 # usage (as root): bench/queue/run.sh [MESSAGES_PER_POINT] [INJECTOR_COUNTS...]
 #   defaults: 600 messages per point, injectors 1 2 5 10 20
-# Writes a Markdown table to stdout (bench/RESULTS-queue.md is a copy of one run).
+# Writes a Markdown table to stdout (bench/RESULTS.md holds copies of the runs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 M=${1:-600}; shift || true
