@@ -348,4 +348,46 @@ mod tests {
         assert!(!numeric_messid(b"1/2/3"));
         assert!(!numeric_messid(b"/2"));
     }
+
+    struct Echo;
+    impl Deliver for Echo {
+        fn deliver(&self, _: File, _: &[u8], _: &[u8]) -> Vec<u8> {
+            b"K".to_vec()
+        }
+        fn deliver_batch(&self, _: File, s: &[u8], r: &[Vec<u8>]) -> Vec<Vec<u8>> {
+            r.iter()
+                .map(|r| [b"K", s, b" ", r.as_slice()].concat())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn batch_answers_every_recipient_in_order() {
+        let rs = [b"a@x".to_vec(), b"nohost".to_vec(), b"b@x".to_vec()];
+        let bad = run_batch(&Echo, b"1/x", b"s", &rs);
+        assert_eq!(bad.len(), 3);
+        assert!(
+            bad.iter()
+                .all(|r| r.starts_with(b"DInternal error: messid"))
+        );
+        // A message that cannot be opened: temporary for the good ones, D for the bad one.
+        let r = run_batch(&Echo, b"999999/999999999", b"s", &rs);
+        assert!(r[0].starts_with(b"Zqmail-spawn unable to open message."));
+        assert_eq!(r[1], NO_HOST);
+        assert!(r[2].starts_with(b"Zqmail-spawn unable to open message."));
+        // A spawner without batches (qmail-lspawn) defers each recipient.
+        struct One;
+        impl Deliver for One {
+            fn deliver(&self, _: File, _: &[u8], _: &[u8]) -> Vec<u8> {
+                b"K".to_vec()
+            }
+        }
+        let f = File::open("/dev/null").unwrap();
+        assert_eq!(One.deliver_batch(f, b"s", &rs), vec![NO_BATCH.to_vec(); 3]);
+        let f = File::open("/dev/null").unwrap();
+        assert_eq!(
+            Echo.deliver_batch(f, b"s", &rs[..1]),
+            vec![b"Ks a@x".to_vec()]
+        );
+    }
 }
