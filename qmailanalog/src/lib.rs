@@ -16,6 +16,7 @@
 
 pub mod awk;
 pub mod cli;
+pub mod fast;
 pub mod genlog;
 pub mod html;
 pub mod input;

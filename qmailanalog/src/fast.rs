@@ -1,0 +1,415 @@
+//! The integrated `qmailanalog zoverall` fast path: matchup (strict mode) and zoverall in
+//! one state machine that keeps only numbers.
+//!
+//! zoverall reads nothing of a record but its kind and a few numbers (stamps, bytes,
+//! counts), so this path keeps no sender or recipient text at all: open messages are
+//! `id → (birth, bytes, k, d, z)` and open deliveries `id → (message, start)` in hash maps
+//! keyed by the integers themselves. The usual line shapes (`starting delivery`,
+//! `delivery`, `new msg`, `info msg`, `end msg`, `status:`) are recognised by their exact
+//! byte patterns, straight on the raw line (numeric or tai64n stamp); anything else — extra
+//! blanks, odd words, short lines, lines of other programs — goes through the generic
+//! field split, which follows [`crate::matchup::Matchup`] rule for rule. Output, counts and
+//! warnings are exactly those of the generic path (tests compare them with
+//! `matchup | zoverall`).
+
+use crate::awk::num;
+use crate::input::{Stamp, push_stamp};
+use crate::matchup::{Counts, find_sep, scan_ulong};
+use crate::reports::Overall;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // fibonacci hashing: the high bits (which the table uses) depend on every bit
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Map<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Clone, Copy)]
+struct Msg {
+    birth: f64,
+    bytes: u64,
+    k: u64,
+    d: u64,
+    z: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Del {
+    msg: u64,
+    start: f64,
+}
+
+/// The first field of a line, for awk's value of it (computed only when a record needs it).
+#[derive(Clone, Copy)]
+pub enum StampText<'a> {
+    /// the numeric stamp as written
+    Text(&'a [u8]),
+    /// a tai64n stamp, which matchup sees as `SECS.NNNNNNNNN`
+    Tai(Stamp),
+}
+
+impl StampText<'_> {
+    fn value(self) -> f64 {
+        match self {
+            StampText::Text(t) => num(t),
+            StampText::Tai(t) => {
+                // what num() gives for push_stamp's text: exact by one division while the
+                // digits fit in 53 bits, otherwise the correctly rounded parse of the text
+                let m =
+                    t.0.checked_mul(1_000_000_000)
+                        .and_then(|s| s.checked_add(t.1 as u64));
+                match m {
+                    Some(m) if m < 1 << 53 => m as f64 / 1e9,
+                    _ => {
+                        let mut buf = Vec::with_capacity(32);
+                        push_stamp(&mut buf, t);
+                        num(&buf)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// matchup (strict) + zoverall, numbers only.
+#[derive(Default)]
+pub struct FastOverall {
+    msgs: Map<Msg>,
+    dels: Map<Del>,
+    /// When false, records are matched but not counted (lines before `--since`).
+    pub emit: bool,
+    pub counts: Counts,
+    pub overall: Overall,
+}
+
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n')
+}
+
+/// Leading decimal digits of `s` (qmail's scan_ulong) and how many there were.
+#[inline]
+fn digits(s: &[u8]) -> (u64, usize) {
+    let mut r: u64 = 0;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        r = r.wrapping_mul(10).wrapping_add((s[i] - b'0') as u64);
+        i += 1;
+    }
+    (r, i)
+}
+
+/// `s` starts with a word (a byte that is not a blank).
+#[inline]
+fn word_at(s: &[u8], i: usize) -> bool {
+    s.get(i).is_some_and(|&c| !is_blank(c))
+}
+
+impl FastOverall {
+    pub fn new() -> FastOverall {
+        FastOverall {
+            emit: true,
+            ..Default::default()
+        }
+    }
+
+    /// Gap events so far (as `cli::gap_total` counts them for the generic path).
+    pub fn gaps(&self) -> u64 {
+        self.counts.delivery_without_start
+            + self.counts.delivery_without_info
+            + self.counts.end_without_info
+    }
+
+    /// A line in its usual shape: `rest` is the text after the stamp, starting with the
+    /// single space that follows it. Returns false (having done nothing) when the line is
+    /// not in a shape this recognises; the caller then uses [`FastOverall::line`].
+    #[inline]
+    pub fn quick(&mut self, stamp: StampText, rest: &[u8]) -> bool {
+        let Some(r) = rest.strip_prefix(b" ") else {
+            return false;
+        };
+        match r.first() {
+            Some(b's') => {
+                if let Some(r) = r.strip_prefix(b"starting delivery ") {
+                    let (d, n) = digits(r);
+                    let Some(r) = r[n..].strip_prefix(b": msg ") else {
+                        return false;
+                    };
+                    if n == 0 {
+                        return false;
+                    }
+                    let (m, n) = digits(r);
+                    let Some(r) = r[n..].strip_prefix(b" to ") else {
+                        return false;
+                    };
+                    if n == 0 || !word_at(r, 0) {
+                        return false;
+                    }
+                    // channel and recipient: two words are all strict mode needs
+                    let Some(p) = memchr::memchr3(b' ', b'\t', b'\n', r) else {
+                        return false;
+                    };
+                    if !word_at(r, p + 1) {
+                        return false;
+                    }
+                    self.starting(d, m, stamp.value());
+                    return true;
+                }
+                if let Some(r) = r.strip_prefix(b"status: ") {
+                    if !word_at(r, 0) {
+                        return false;
+                    }
+                    let e = find_sep(r, 0);
+                    if &r[..e] == b"exiting" {
+                        self.exiting();
+                    }
+                    return true;
+                }
+                false
+            }
+            Some(b'd') => {
+                let Some(r) = r.strip_prefix(b"delivery ") else {
+                    return false;
+                };
+                let (d, n) = digits(r);
+                let Some(r) = r[n..].strip_prefix(b": ") else {
+                    return false;
+                };
+                if n == 0 || !word_at(r, 0) {
+                    return false;
+                }
+                self.delivery(d, r, stamp);
+                true
+            }
+            Some(b'n') | Some(b'e') => {
+                let (is_new, r) = match r.strip_prefix(b"new msg ") {
+                    Some(r) => (true, r),
+                    None => match r.strip_prefix(b"end msg ") {
+                        Some(r) => (false, r),
+                        None => return false,
+                    },
+                };
+                if !word_at(r, 0) {
+                    return false;
+                }
+                let (m, _) = digits(r);
+                if is_new {
+                    self.msgs.remove(&m);
+                } else {
+                    self.end(m, stamp);
+                }
+                true
+            }
+            Some(b'i') => {
+                let Some(r) = r.strip_prefix(b"info msg ") else {
+                    return false;
+                };
+                let (m, n) = digits(r);
+                let Some(r) = r[n..].strip_prefix(b": bytes ") else {
+                    return false;
+                };
+                if n == 0 {
+                    return false;
+                }
+                let (bytes, n) = digits(r);
+                let Some(r) = r[n..].strip_prefix(b" from ") else {
+                    return false;
+                };
+                if n == 0 || !word_at(r, 0) {
+                    return false;
+                }
+                // sender, "qp", QP, "uid", UID: the twelve words strict mode needs
+                let Some(p) = memchr::memchr(b' ', r) else {
+                    return false;
+                };
+                let Some(r) = r[p..].strip_prefix(b" qp ") else {
+                    return false;
+                };
+                if !word_at(r, 0) {
+                    return false;
+                }
+                let Some(p) = memchr::memchr(b' ', r) else {
+                    return false;
+                };
+                let Some(r) = r[p..].strip_prefix(b" uid ") else {
+                    return false;
+                };
+                if !word_at(r, 0) {
+                    return false;
+                }
+                self.info(m, bytes, stamp.value());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Any line, numeric-stamped text as matchup reads it (the generic field split).
+    pub fn line(&mut self, line: &[u8]) {
+        const NF: usize = 12;
+        let mut f = [(line.len(), line.len()); NF];
+        let n = line.len();
+        let mut k = 0;
+        let mut nf = 0;
+        for (i, slot) in f.iter_mut().enumerate() {
+            while k < n && is_blank(line[k]) {
+                k += 1;
+            }
+            let s = k;
+            k = find_sep(line, k);
+            let e = k;
+            if k < n && line[k] == 0 {
+                // a C string ends at the NUL: the rest of the word is skipped
+                while k < n && !is_blank(line[k]) {
+                    k += 1;
+                }
+            }
+            *slot = (s, e);
+            if k > s {
+                nf = i + 1;
+            }
+        }
+        let field = |i: usize| &line[f[i].0..f[i].1];
+        let kw = field(1);
+        let need = match kw {
+            b"starting" => 9,
+            b"delivery" | b"new" | b"end" => 4,
+            b"info" => 12,
+            b"extra" => 6,
+            _ => 0,
+        };
+        if nf < need {
+            self.counts.malformed += 1;
+            return;
+        }
+        let stamp = StampText::Text(field(0));
+        match kw {
+            b"status:" => {
+                if field(2) == b"exiting" {
+                    self.exiting();
+                }
+            }
+            b"starting" => self.starting(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
+            b"delivery" => self.delivery(scan_ulong(field(2)), field(3), stamp),
+            b"new" => {
+                self.msgs.remove(&scan_ulong(field(3)));
+            }
+            b"end" => self.end(scan_ulong(field(3)), stamp),
+            b"info" => self.info(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
+            b"extra" => {
+                if let Some(msg) = self.msgs.get_mut(&scan_ulong(field(2))) {
+                    msg.k = scan_ulong(field(3));
+                    msg.z = scan_ulong(field(4));
+                    msg.d = scan_ulong(field(5));
+                }
+            }
+            b"running" | b"exiting" => self.dels.clear(),
+            b"number" | b"local" | b"remote" | b"warning:" | b"alert:" => {}
+            b"bounce" | b"triple" => {}
+            _ => self.counts.foreign += 1,
+        }
+    }
+
+    fn exiting(&mut self) {
+        self.counts.delivery_dropped_at_exit += self.dels.len() as u64;
+        self.dels.clear();
+    }
+
+    #[inline]
+    fn starting(&mut self, d: u64, m: u64, start: f64) {
+        if self.dels.insert(d, Del { msg: m, start }).is_some() {
+            self.counts.delivery_restarted += 1;
+        }
+    }
+
+    /// `what` starts at the result word (and runs to the end of the line).
+    #[inline]
+    fn delivery(&mut self, d: u64, what: &[u8], stamp: StampText) {
+        let Some(del) = self.dels.remove(&d) else {
+            self.counts.delivery_without_start += 1;
+            return;
+        };
+        let msg = self.msgs.get_mut(&del.msg);
+        // a prefix of the whole rest is a prefix of its first word (none of these
+        // prefixes holds a separator)
+        let kind = if what.starts_with(b"succ") {
+            b'k'
+        } else if what.starts_with(b"fail") {
+            b'd'
+        } else if what.starts_with(b"defer") || what.starts_with(b"report") {
+            b'z'
+        } else {
+            b'?'
+        };
+        let birth = match msg {
+            Some(m) => {
+                match kind {
+                    b'k' => m.k += 1,
+                    b'd' => m.d += 1,
+                    b'z' => m.z += 1,
+                    _ => {}
+                }
+                Some(m.birth)
+            }
+            None => {
+                self.counts.delivery_without_info += 1;
+                None
+            }
+        };
+        if kind == b'?' {
+            // matchup writes "?…", which zoverall does not count
+            self.counts.odd_result += 1;
+            return;
+        }
+        if self.emit {
+            self.overall
+                .d(kind, birth.unwrap_or(del.start), del.start, stamp.value());
+        }
+    }
+
+    #[inline]
+    fn end(&mut self, m: u64, stamp: StampText) {
+        let Some(msg) = self.msgs.remove(&m) else {
+            self.counts.end_without_info += 1;
+            return;
+        };
+        if self.emit {
+            self.overall.m(
+                msg.birth,
+                stamp.value(),
+                msg.bytes as f64,
+                msg.k as f64,
+                msg.d as f64,
+                msg.z as f64,
+            );
+        }
+    }
+
+    #[inline]
+    fn info(&mut self, m: u64, bytes: u64, birth: f64) {
+        self.msgs.insert(
+            m,
+            Msg {
+                birth,
+                bytes,
+                k: 0,
+                d: 0,
+                z: 0,
+            },
+        );
+    }
+}
