@@ -306,7 +306,7 @@ pub fn qmailanalog_main() -> i32 {
         // zoverall alone: the numbers-only state machine (same output, counts, warnings)
         let mut fast = FastOverall::new();
         input::for_each_line(&sources, &mut counts, |raw, counts| {
-            if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            if !counts.chunk_ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
                 counts.non_utf8 += 1;
             }
             let gaps_before = fast.gaps();

@@ -66,24 +66,65 @@ pub enum StampText<'a> {
 impl StampText<'_> {
     fn value(self) -> f64 {
         match self {
-            StampText::Text(t) => num(t),
-            StampText::Tai(t) => {
-                // what num() gives for push_stamp's text: exact by one division while the
-                // digits fit in 53 bits, otherwise the correctly rounded parse of the text
-                let m =
-                    t.0.checked_mul(1_000_000_000)
-                        .and_then(|s| s.checked_add(t.1 as u64));
-                match m {
-                    Some(m) if m < 1 << 53 => m as f64 / 1e9,
-                    _ => {
-                        let mut buf = Vec::with_capacity(32);
-                        push_stamp(&mut buf, t);
-                        num(&buf)
-                    }
-                }
-            }
+            StampText::Text(t) => numeric_value(t),
+            StampText::Tai(t) => tai_value(t),
         }
     }
+}
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// awk's value of a numeric stamp `DIGITS[.DIGITS]` (as `Stamper::peek` accepted it):
+/// while the digits make an integer of at most 2^53, one correctly rounded division of
+/// exact operands, which is what `num` returns; otherwise `num` itself.
+fn numeric_value(t: &[u8]) -> f64 {
+    let mut m: u64 = 0;
+    let mut n = 0usize;
+    let mut frac = 0usize;
+    let mut dot = false;
+    for &c in t {
+        if c == b'.' {
+            dot = true;
+        } else {
+            m = m.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+            n += 1;
+            frac += dot as usize;
+        }
+    }
+    if n <= 19 && m <= 1 << 53 && frac < POW10.len() {
+        m as f64 / POW10[frac]
+    } else {
+        num(t)
+    }
+}
+
+/// awk's value of `SECS.NNNNNNNNN` (what matchup sees for a tai64n stamp): the correctly
+/// rounded (ties to even) binary value of SECS + NANOS/10^9, computed in integers — the
+/// same double the decimal parse gives, without writing and parsing the text.
+fn tai_value(t: Stamp) -> f64 {
+    let (secs, nanos) = t;
+    if secs != 0 && secs < 1 << 53 && nanos < 1_000_000_000 {
+        let bits = 64 - secs.leading_zeros(); // 2^(bits-1) <= value < 2^bits
+        let shift = 53 - bits; // fraction bits of a 53-bit mantissa
+        if shift <= 34 {
+            // nanos << shift < 2^30 * 2^34: fits
+            let x = (nanos as u64) << shift;
+            let mut q = x / 1_000_000_000;
+            let r = x % 1_000_000_000;
+            if r * 2 > 1_000_000_000 || (r * 2 == 1_000_000_000 && q & 1 == 1) {
+                q += 1;
+            }
+            // mantissa <= 2^53: exact, and scaling by a power of two is exact
+            let mant = (secs << shift) + q;
+            return mant as f64 / (1u64 << shift) as f64;
+        }
+    }
+    let mut buf = Vec::with_capacity(32);
+    push_stamp(&mut buf, t);
+    num(&buf)
 }
 
 /// matchup (strict) + zoverall, numbers only.
@@ -411,5 +452,63 @@ impl FastOverall {
                 z: 0,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_values_equal_awk_num_of_the_text() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut samples: Vec<Stamp> = vec![
+            (1, 0),
+            (1, 500_000_000),
+            (1_700_000_000, 0),
+            (1_700_000_000, 999_999_999),
+            (1_700_000_000, 1),
+            ((1 << 31) - 1, 500_000_000),
+            (1 << 31, 123_456_789),
+            (4_000_000_000, 987_654_321),
+            ((1 << 53) - 1, 999_999_999),
+        ];
+        for _ in 0..200_000 {
+            let r = next();
+            let secs = match r % 4 {
+                0 => 1_600_000_000 + next() % 200_000_000,
+                1 => 1 + next() % 100_000,
+                2 => next() % (1 << 40),
+                _ => next() >> (next() % 64),
+            };
+            samples.push((secs, (next() % 1_000_000_000) as u32));
+        }
+        for t in samples {
+            let mut text = Vec::new();
+            push_stamp(&mut text, t);
+            assert_eq!(
+                tai_value(t).to_bits(),
+                num(&text).to_bits(),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            // the same text as a numeric stamp, and shorter fractions
+            for cut in [text.len(), text.len() - 3, text.len() - 6, text.len() - 9] {
+                let s = &text[..cut];
+                let s = s.strip_suffix(b".").unwrap_or(s);
+                assert_eq!(
+                    numeric_value(s).to_bits(),
+                    num(s).to_bits(),
+                    "{}",
+                    String::from_utf8_lossy(s)
+                );
+            }
+        }
     }
 }

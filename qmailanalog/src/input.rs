@@ -60,6 +60,9 @@ pub struct InputCounts {
     pub line_no: u64,
     pub first: Option<Stamp>,
     pub last: Option<Stamp>,
+    /// Set by [`for_each_line`] while the line given to its callback lies in a chunk of
+    /// input that is all ASCII (then the line needs no UTF-8 check of its own).
+    pub chunk_ascii: bool,
 }
 
 /// The files of a multilog directory in the order they were written: rotated files
@@ -304,8 +307,37 @@ impl Stamper {
             }
             (t, 25)
         } else if first.is_ascii_digit() {
-            let end = memchr::memchr2(b' ', b'\t', raw).unwrap_or(raw.len());
-            (parse_numeric(&raw[..end])?, end)
+            // parse_numeric's rules, in the same scan that finds the stamp's end
+            let n = raw.len();
+            let mut i = 0;
+            let mut secs: u64 = 0;
+            while i < n && raw[i].is_ascii_digit() {
+                if i >= 19 {
+                    return None;
+                }
+                secs = secs * 10 + (raw[i] - b'0') as u64;
+                i += 1;
+            }
+            let mut nanos: u32 = 0;
+            if i < n && raw[i] == b'.' {
+                i += 1;
+                let mut d = 0;
+                while i < n && raw[i].is_ascii_digit() {
+                    if d < 9 {
+                        nanos = nanos * 10 + (raw[i] - b'0') as u32;
+                        d += 1;
+                    }
+                    i += 1;
+                }
+                while d < 9 {
+                    nanos *= 10;
+                    d += 1;
+                }
+            }
+            if i < n && raw[i] != b' ' && raw[i] != b'\t' {
+                return None;
+            }
+            ((secs, nanos), i)
         } else {
             return None;
         };
@@ -445,6 +477,8 @@ pub fn for_each_line(
                     }
                 };
                 counts.bytes += data.len() as u64;
+                let ascii = data.is_ascii();
+                counts.chunk_ascii = false; // a line continued from the chunk before
                 let mut start = 0;
                 if skipping || !carry.is_empty() {
                     match memchr::memchr(b'\n', &data) {
@@ -475,6 +509,7 @@ pub fn for_each_line(
                         }
                     }
                 }
+                counts.chunk_ascii = ascii;
                 let mut scan = start;
                 while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
                     let nl = scan + p;
