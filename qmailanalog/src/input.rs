@@ -121,7 +121,7 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
     v
 }
 
-fn hexval(c: u8) -> Option<u64> {
+const fn hexval(c: u8) -> Option<u64> {
     match c {
         b'0'..=b'9' => Some((c - b'0') as u64),
         b'a'..=b'f' => Some((c - b'a' + 10) as u64),
@@ -130,20 +130,39 @@ fn hexval(c: u8) -> Option<u64> {
     }
 }
 
+/// Hex digit values; 0x80 marks a byte that is not a hex digit.
+const HEX: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if let Some(v) = hexval(c as u8) {
+            t[c] = v as u8;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// Parse a tai64n label (`@` + 24 hex digits) into UNIX time.
 pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
     if s.len() < 25 || s[0] != b'@' {
         return None;
     }
+    // table lookups without a branch per digit; any bad digit sets the 0x80 bit
+    let mut bad = 0u8;
     let mut secs: u64 = 0;
     for &c in &s[1..17] {
-        secs = (secs << 4) | hexval(c)?;
+        let v = HEX[c as usize];
+        bad |= v;
+        secs = (secs << 4) | (v & 0x0f) as u64;
     }
     let mut nanos: u64 = 0;
     for &c in &s[17..25] {
-        nanos = (nanos << 4) | hexval(c)?;
+        let v = HEX[c as usize];
+        bad |= v;
+        nanos = (nanos << 4) | (v & 0x0f) as u64;
     }
-    if nanos >= 1_000_000_000 {
+    if bad & 0x80 != 0 || nanos >= 1_000_000_000 {
         return None;
     }
     // daemontools labels: 2^62 + 10 + UNIX seconds
