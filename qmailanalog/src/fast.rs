@@ -511,4 +511,25 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn tai64n_labels_take_hex_digits_only() {
+        use crate::input::parse_tai64n;
+        let ok = b"@400000006553f1000000000a rest";
+        assert_eq!(parse_tai64n(ok), Some((0x6553f100 - 10, 10)));
+        assert_eq!(
+            parse_tai64n(b"@400000006553F1000000000A"),
+            Some((0x6553f100 - 10, 10))
+        );
+        for bad in [
+            &b"@400000006553g1000000000a"[..],
+            b"@400000006553f100000000:a",
+            b"@400000006553f10000000 0a",
+            b"@400000006553f1003b9aca00",
+            b"@000000000000000000000000",
+            b"@400000006553f100",
+        ] {
+            assert_eq!(parse_tai64n(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }
