@@ -310,7 +310,8 @@ pub fn qmailanalog_main() -> i32 {
                 counts.non_utf8 += 1;
             }
             let gaps_before = fast.gaps();
-            if let Some((when, off)) = stamper.peek(raw) {
+            if let Some(p) = stamper.peek(raw) {
+                let (when, off) = (p.when, p.off);
                 let Some(before) = window(counts, &mut latest, when, since, until) else {
                     return;
                 };
@@ -320,10 +321,10 @@ pub fn qmailanalog_main() -> i32 {
                 }
                 fast.emit = !before;
                 let tai = raw[0] == b'@';
-                let stamp = if tai {
-                    StampText::Tai(when)
-                } else {
-                    StampText::Text(&raw[..off])
+                let stamp = match p.digits {
+                    _ if tai => StampText::Tai(when),
+                    Some((m, frac)) => StampText::Digits(m, frac, &raw[..off]),
+                    None => StampText::Text(&raw[..off]),
                 };
                 if !fast.quick(stamp, rest) {
                     if tai {

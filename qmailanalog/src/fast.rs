@@ -59,6 +59,9 @@ struct Del {
 pub enum StampText<'a> {
     /// the numeric stamp as written
     Text(&'a [u8]),
+    /// a numeric stamp's digits as one number M and the count F after the point, with
+    /// the stamp as written (it reads M / 10^F)
+    Digits(u64, usize, &'a [u8]),
     /// a tai64n stamp, which matchup sees as `SECS.NNNNNNNNN`
     Tai(Stamp),
 }
@@ -67,6 +70,14 @@ impl StampText<'_> {
     fn value(self) -> f64 {
         match self {
             StampText::Text(t) => numeric_value(t),
+            StampText::Digits(m, frac, t) => {
+                // exact operands, one correctly rounded division: what num() gives
+                if m <= 1 << 53 && frac < POW10.len() {
+                    m as f64 / POW10[frac]
+                } else {
+                    num(t)
+                }
+            }
             StampText::Tai(t) => tai_value(t),
         }
     }
@@ -508,6 +519,22 @@ mod tests {
                     "{}",
                     String::from_utf8_lossy(s)
                 );
+                let mut line = s.to_vec();
+                line.extend_from_slice(b" new msg 1");
+                let Some(p) = crate::input::Stamper::default().peek(&line) else {
+                    assert_eq!(crate::input::parse_numeric(s), None);
+                    continue;
+                };
+                assert_eq!(p.off, s.len());
+                assert_eq!(Some(p.when), crate::input::parse_numeric(s));
+                if let Some((m, f)) = p.digits {
+                    assert_eq!(
+                        StampText::Digits(m, f, s).value().to_bits(),
+                        num(s).to_bits(),
+                        "{}",
+                        String::from_utf8_lossy(s)
+                    );
+                }
             }
         }
     }

@@ -256,6 +256,15 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
     out.extend_from_slice(&d);
 }
 
+/// What [`Stamper::peek`] found.
+pub struct Peeked {
+    pub when: Stamp,
+    /// where the text after the stamp starts
+    pub off: usize,
+    /// numeric stamps: all digits as one number and how many follow the point
+    pub digits: Option<(u64, usize)>,
+}
+
 /// A stamped line, ready for matchup: the numeric-stamped text and its time.
 pub struct Stamped<'a> {
     pub text: &'a [u8],
@@ -312,19 +321,25 @@ fn syslog_offset(raw: &[u8]) -> Option<usize> {
 
 impl Stamper {
     /// The quick look at a line with its own stamp: a numeric stamp followed by a space or
-    /// tab, or a tai64n stamp followed by a space, tab or nothing. Returns the time and
-    /// where the text after the stamp starts in `raw` (what [`Stamper::stamp`] calls
-    /// `rest`), and remembers the time for bare lines, as `stamp` does; `None` for every
-    /// other line (then use `stamp`). Copies nothing.
+    /// tab, or a tai64n stamp followed by a space, tab or nothing. Returns the time, where
+    /// the text after the stamp starts in `raw` (what [`Stamper::stamp`] calls `rest`) and,
+    /// for a numeric stamp of at most 19 digits, its digits as one integer M and the count F
+    /// of digits after the point (the stamp reads M / 10^F); remembers the time for bare
+    /// lines, as `stamp` does. `None` for every other line (then use `stamp`). Copies
+    /// nothing.
     #[inline]
-    pub fn peek(&mut self, raw: &[u8]) -> Option<(Stamp, usize)> {
+    pub fn peek(&mut self, raw: &[u8]) -> Option<Peeked> {
         let first = *raw.first()?;
-        let (t, end) = if first == b'@' {
+        let p = if first == b'@' {
             let t = parse_tai64n(raw)?;
             if raw.len() > 25 && raw[25] != b' ' && raw[25] != b'\t' {
                 return None;
             }
-            (t, 25)
+            Peeked {
+                when: t,
+                off: 25,
+                digits: None,
+            }
         } else if first.is_ascii_digit() {
             // parse_numeric's rules, in the same scan that finds the stamp's end
             let n = raw.len();
@@ -337,31 +352,39 @@ impl Stamper {
                 secs = secs * 10 + (raw[i] - b'0') as u64;
                 i += 1;
             }
+            let mut all = i; // digits so far
+            let mut m = secs;
+            let mut frac = 0usize;
             let mut nanos: u32 = 0;
             if i < n && raw[i] == b'.' {
                 i += 1;
-                let mut d = 0;
                 while i < n && raw[i].is_ascii_digit() {
-                    if d < 9 {
-                        nanos = nanos * 10 + (raw[i] - b'0') as u32;
-                        d += 1;
+                    let d = raw[i] - b'0';
+                    if frac < 9 {
+                        nanos = nanos * 10 + d as u32;
                     }
+                    m = m.wrapping_mul(10).wrapping_add(d as u64);
+                    frac += 1;
+                    all += 1;
                     i += 1;
                 }
-                while d < 9 {
+                for _ in frac..9 {
                     nanos *= 10;
-                    d += 1;
                 }
             }
             if i < n && raw[i] != b' ' && raw[i] != b'\t' {
                 return None;
             }
-            ((secs, nanos), i)
+            Peeked {
+                when: (secs, nanos),
+                off: i,
+                digits: (all <= 19).then_some((m, frac)),
+            }
         } else {
             return None;
         };
-        self.last = Some(t);
-        Some((t, end))
+        self.last = Some(p.when);
+        Some(p)
     }
 
     /// `None` for a line without a usable stamp.
