@@ -138,6 +138,162 @@ fn tai_value(t: Stamp) -> f64 {
     num(&buf)
 }
 
+/// A qmail-send line in its usual shape, as [`parse`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ev {
+    Starting {
+        d: u64,
+        m: u64,
+    },
+    /// `kind`: b'k', b'd', b'z' or b'?' (a result matchup does not know)
+    Delivery {
+        d: u64,
+        kind: u8,
+    },
+    New(u64),
+    End(u64),
+    Info {
+        m: u64,
+        bytes: u64,
+    },
+    /// `status: WORD…` (true when WORD is `exiting`)
+    Status {
+        exiting: bool,
+    },
+    /// `status: local …` (concurrency: matchup ignores it)
+    StatusLocal,
+    /// anything else: use [`FastOverall::line`]
+    Other,
+}
+
+/// Read `rest` (the text after the stamp, from the space that follows it) when it is in
+/// one of the usual shapes. A pure function of the bytes, so it can run ahead in the
+/// reading thread.
+pub fn parse(rest: &[u8]) -> Ev {
+    let Some(r) = rest.strip_prefix(b" ") else {
+        return Ev::Other;
+    };
+    match r.first() {
+        Some(b's') => {
+            if let Some(r) = r.strip_prefix(b"starting delivery ") {
+                let (d, n) = digits(r);
+                let Some(r) = r[n..].strip_prefix(b": msg ") else {
+                    return Ev::Other;
+                };
+                if n == 0 {
+                    return Ev::Other;
+                }
+                let (m, n) = digits(r);
+                let Some(r) = r[n..].strip_prefix(b" to ") else {
+                    return Ev::Other;
+                };
+                if n == 0 || !word_at(r, 0) {
+                    return Ev::Other;
+                }
+                // channel and recipient: two words are all strict mode needs
+                let Some(p) = memchr::memchr3(b' ', b'\t', b'\n', r) else {
+                    return Ev::Other;
+                };
+                if !word_at(r, p + 1) {
+                    return Ev::Other;
+                }
+                return Ev::Starting { d, m };
+            }
+            if let Some(r) = r.strip_prefix(b"status: ") {
+                if r.starts_with(b"local ") {
+                    return Ev::StatusLocal;
+                }
+                if !word_at(r, 0) {
+                    return Ev::Other;
+                }
+                let e = find_sep(r, 0);
+                return Ev::Status {
+                    exiting: &r[..e] == b"exiting",
+                };
+            }
+            Ev::Other
+        }
+        Some(b'd') => {
+            let Some(r) = r.strip_prefix(b"delivery ") else {
+                return Ev::Other;
+            };
+            let (d, n) = digits(r);
+            let Some(r) = r[n..].strip_prefix(b": ") else {
+                return Ev::Other;
+            };
+            if n == 0 || !word_at(r, 0) {
+                return Ev::Other;
+            }
+            // a prefix of the whole rest is a prefix of its first word (none of these
+            // prefixes holds a separator)
+            let kind = if r.starts_with(b"succ") {
+                b'k'
+            } else if r.starts_with(b"fail") {
+                b'd'
+            } else if r.starts_with(b"defer") || r.starts_with(b"report") {
+                b'z'
+            } else {
+                b'?'
+            };
+            Ev::Delivery { d, kind }
+        }
+        Some(b'n') | Some(b'e') => {
+            let (is_new, r) = match r.strip_prefix(b"new msg ") {
+                Some(r) => (true, r),
+                None => match r.strip_prefix(b"end msg ") {
+                    Some(r) => (false, r),
+                    None => return Ev::Other,
+                },
+            };
+            if !word_at(r, 0) {
+                return Ev::Other;
+            }
+            let (m, _) = digits(r);
+            if is_new { Ev::New(m) } else { Ev::End(m) }
+        }
+        Some(b'i') => {
+            let Some(r) = r.strip_prefix(b"info msg ") else {
+                return Ev::Other;
+            };
+            let (m, n) = digits(r);
+            let Some(r) = r[n..].strip_prefix(b": bytes ") else {
+                return Ev::Other;
+            };
+            if n == 0 {
+                return Ev::Other;
+            }
+            let (bytes, n) = digits(r);
+            let Some(r) = r[n..].strip_prefix(b" from ") else {
+                return Ev::Other;
+            };
+            if n == 0 || !word_at(r, 0) {
+                return Ev::Other;
+            }
+            // sender, "qp", QP, "uid", UID: the twelve words strict mode needs
+            let Some(p) = memchr::memchr(b' ', r) else {
+                return Ev::Other;
+            };
+            let Some(r) = r[p..].strip_prefix(b" qp ") else {
+                return Ev::Other;
+            };
+            if !word_at(r, 0) {
+                return Ev::Other;
+            }
+            let Some(p) = memchr::memchr(b' ', r) else {
+                return Ev::Other;
+            };
+            let Some(r) = r[p..].strip_prefix(b" uid ") else {
+                return Ev::Other;
+            };
+            if !word_at(r, 0) {
+                return Ev::Other;
+            }
+            Ev::Info { m, bytes }
+        }
+        _ => Ev::Other,
+    }
+}
+
 /// matchup (strict) + zoverall, numbers only.
 #[derive(Default)]
 pub struct FastOverall {
@@ -191,123 +347,29 @@ impl FastOverall {
     /// not in a shape this recognises; the caller then uses [`FastOverall::line`].
     #[inline]
     pub fn quick(&mut self, stamp: StampText, rest: &[u8]) -> bool {
-        let Some(r) = rest.strip_prefix(b" ") else {
-            return false;
-        };
-        match r.first() {
-            Some(b's') => {
-                if let Some(r) = r.strip_prefix(b"starting delivery ") {
-                    let (d, n) = digits(r);
-                    let Some(r) = r[n..].strip_prefix(b": msg ") else {
-                        return false;
-                    };
-                    if n == 0 {
-                        return false;
-                    }
-                    let (m, n) = digits(r);
-                    let Some(r) = r[n..].strip_prefix(b" to ") else {
-                        return false;
-                    };
-                    if n == 0 || !word_at(r, 0) {
-                        return false;
-                    }
-                    // channel and recipient: two words are all strict mode needs
-                    let Some(p) = memchr::memchr3(b' ', b'\t', b'\n', r) else {
-                        return false;
-                    };
-                    if !word_at(r, p + 1) {
-                        return false;
-                    }
-                    self.starting(d, m, stamp.value());
-                    return true;
-                }
-                if let Some(r) = r.strip_prefix(b"status: ") {
-                    if !word_at(r, 0) {
-                        return false;
-                    }
-                    let e = find_sep(r, 0);
-                    if &r[..e] == b"exiting" {
-                        self.exiting();
-                    }
-                    return true;
-                }
-                false
+        self.apply(parse(rest), stamp)
+    }
+
+    /// Act on a parsed line; false for [`Ev::Other`] (nothing done).
+    #[inline]
+    pub fn apply(&mut self, ev: Ev, stamp: StampText) -> bool {
+        match ev {
+            Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
+            Ev::Delivery { d, kind } => self.delivery(d, kind, stamp),
+            Ev::New(m) => {
+                self.msgs.remove(&m);
             }
-            Some(b'd') => {
-                let Some(r) = r.strip_prefix(b"delivery ") else {
-                    return false;
-                };
-                let (d, n) = digits(r);
-                let Some(r) = r[n..].strip_prefix(b": ") else {
-                    return false;
-                };
-                if n == 0 || !word_at(r, 0) {
-                    return false;
+            Ev::End(m) => self.end(m, stamp),
+            Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
+            Ev::Status { exiting } => {
+                if exiting {
+                    self.exiting();
                 }
-                self.delivery(d, r, stamp);
-                true
             }
-            Some(b'n') | Some(b'e') => {
-                let (is_new, r) = match r.strip_prefix(b"new msg ") {
-                    Some(r) => (true, r),
-                    None => match r.strip_prefix(b"end msg ") {
-                        Some(r) => (false, r),
-                        None => return false,
-                    },
-                };
-                if !word_at(r, 0) {
-                    return false;
-                }
-                let (m, _) = digits(r);
-                if is_new {
-                    self.msgs.remove(&m);
-                } else {
-                    self.end(m, stamp);
-                }
-                true
-            }
-            Some(b'i') => {
-                let Some(r) = r.strip_prefix(b"info msg ") else {
-                    return false;
-                };
-                let (m, n) = digits(r);
-                let Some(r) = r[n..].strip_prefix(b": bytes ") else {
-                    return false;
-                };
-                if n == 0 {
-                    return false;
-                }
-                let (bytes, n) = digits(r);
-                let Some(r) = r[n..].strip_prefix(b" from ") else {
-                    return false;
-                };
-                if n == 0 || !word_at(r, 0) {
-                    return false;
-                }
-                // sender, "qp", QP, "uid", UID: the twelve words strict mode needs
-                let Some(p) = memchr::memchr(b' ', r) else {
-                    return false;
-                };
-                let Some(r) = r[p..].strip_prefix(b" qp ") else {
-                    return false;
-                };
-                if !word_at(r, 0) {
-                    return false;
-                }
-                let Some(p) = memchr::memchr(b' ', r) else {
-                    return false;
-                };
-                let Some(r) = r[p..].strip_prefix(b" uid ") else {
-                    return false;
-                };
-                if !word_at(r, 0) {
-                    return false;
-                }
-                self.info(m, bytes, stamp.value());
-                true
-            }
-            _ => false,
+            Ev::StatusLocal => {}
+            Ev::Other => return false,
         }
+        true
     }
 
     /// Any line, numeric-stamped text as matchup reads it (the generic field split).
@@ -356,7 +418,19 @@ impl FastOverall {
                 }
             }
             b"starting" => self.starting(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
-            b"delivery" => self.delivery(scan_ulong(field(2)), field(3), stamp),
+            b"delivery" => {
+                let what = field(3);
+                let kind = if what.starts_with(b"succ") {
+                    b'k'
+                } else if what.starts_with(b"fail") {
+                    b'd'
+                } else if what.starts_with(b"defer") || what.starts_with(b"report") {
+                    b'z'
+                } else {
+                    b'?'
+                };
+                self.delivery(scan_ulong(field(2)), kind, stamp)
+            }
             b"new" => {
                 self.msgs.remove(&scan_ulong(field(3)));
             }
@@ -388,25 +462,14 @@ impl FastOverall {
         }
     }
 
-    /// `what` starts at the result word (and runs to the end of the line).
+    /// `kind` as in [`Ev::Delivery`].
     #[inline]
-    fn delivery(&mut self, d: u64, what: &[u8], stamp: StampText) {
+    fn delivery(&mut self, d: u64, kind: u8, stamp: StampText) {
         let Some(del) = self.dels.remove(&d) else {
             self.counts.delivery_without_start += 1;
             return;
         };
         let msg = self.msgs.get_mut(&del.msg);
-        // a prefix of the whole rest is a prefix of its first word (none of these
-        // prefixes holds a separator)
-        let kind = if what.starts_with(b"succ") {
-            b'k'
-        } else if what.starts_with(b"fail") {
-            b'd'
-        } else if what.starts_with(b"defer") || what.starts_with(b"report") {
-            b'z'
-        } else {
-            b'?'
-        };
         let birth = match msg {
             Some(m) => {
                 match kind {
