@@ -256,6 +256,52 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
     out.extend_from_slice(&d);
 }
 
+/// Whether all eight bytes of `x` are ASCII digits.
+#[inline]
+fn all_digits(x: u64) -> bool {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // high nibble 3, and still 3 after adding 6 (0x30..=0x39 only); no carry crosses a
+    // byte once every high nibble is 3
+    x & HI == THREES && (x.wrapping_add(0x0606_0606_0606_0606) & HI) == THREES
+}
+
+/// The value of eight ASCII digits loaded little-endian (first digit most significant).
+#[inline]
+fn eight_digits(x: u64) -> u64 {
+    let x = x.wrapping_sub(0x3030_3030_3030_3030);
+    // neighbouring digits into two-digit values, then pairs of those, then the halves
+    let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (x.wrapping_mul(10000) + (x >> 32)) & 0xFFFF_FFFF
+}
+
+/// The usual numeric stamp, `DDDDDDDDDD.DDDDDD` and a space or tab, read eight digits at a
+/// time; `None` for any other shape (the general scan then reads it).
+#[inline]
+fn usual_numeric_stamp(raw: &[u8]) -> Option<Peeked> {
+    if raw.len() < 18 || raw[10] != b'.' || (raw[17] != b' ' && raw[17] != b'\t') {
+        return None;
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&raw[..8]);
+    let mut b = [0u8; 8];
+    b[..2].copy_from_slice(&raw[8..10]);
+    b[2..].copy_from_slice(&raw[11..17]);
+    let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+    if !all_digits(a) || !all_digits(b) {
+        return None;
+    }
+    let (hi, lo) = (eight_digits(a), eight_digits(b)); // 8 digits, then 2 + 6
+    let secs = hi * 100 + lo / 1_000_000;
+    let frac = lo % 1_000_000;
+    Some(Peeked {
+        when: (secs, (frac * 1000) as u32),
+        off: 17,
+        digits: Some((hi * 100_000_000 + lo, 6)),
+    })
+}
+
 /// What [`Stamper::peek`] found.
 pub struct Peeked {
     pub when: Stamp,
@@ -341,6 +387,10 @@ impl Stamper {
                 digits: None,
             }
         } else if first.is_ascii_digit() {
+            if let Some(p) = usual_numeric_stamp(raw) {
+                self.last = Some(p.when);
+                return Some(p);
+            }
             // parse_numeric's rules, in the same scan that finds the stamp's end
             let n = raw.len();
             let mut i = 0;
@@ -619,5 +669,45 @@ impl InputCounts {
             ));
         }
         w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_digits_at_a_time() {
+        for s in [
+            &b"00000000"[..],
+            b"12345678",
+            b"99999999",
+            b"17000000",
+            b"90000001",
+        ] {
+            let x = u64::from_le_bytes(s.try_into().unwrap());
+            assert!(all_digits(x));
+            let want: u64 = std::str::from_utf8(s).unwrap().parse().unwrap();
+            assert_eq!(eight_digits(x), want);
+        }
+        for s in [
+            &b"1234567/"[..],
+            b"1234567:",
+            b"a2345678",
+            b"1234 678",
+            b"\xb12345678",
+        ] {
+            assert!(!all_digits(u64::from_le_bytes(s.try_into().unwrap())));
+        }
+        let mut st = Stamper::default();
+        let p = st.peek(b"1700000000.001500 new msg 1").unwrap();
+        assert_eq!(
+            (p.when, p.off, p.digits),
+            (
+                (1_700_000_000, 1_500_000),
+                17,
+                Some((1_700_000_000_001_500, 6))
+            )
+        );
     }
 }
