@@ -60,6 +60,9 @@ pub struct InputCounts {
     pub line_no: u64,
     pub first: Option<Stamp>,
     pub last: Option<Stamp>,
+    /// Set by [`for_each_line`] while the line given to its callback lies in a chunk of
+    /// input that is all ASCII (then the line needs no UTF-8 check of its own).
+    pub chunk_ascii: bool,
 }
 
 /// The files of a multilog directory in the order they were written: rotated files
@@ -118,7 +121,7 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
     v
 }
 
-fn hexval(c: u8) -> Option<u64> {
+const fn hexval(c: u8) -> Option<u64> {
     match c {
         b'0'..=b'9' => Some((c - b'0') as u64),
         b'a'..=b'f' => Some((c - b'a' + 10) as u64),
@@ -127,20 +130,39 @@ fn hexval(c: u8) -> Option<u64> {
     }
 }
 
+/// Hex digit values; 0x80 marks a byte that is not a hex digit.
+const HEX: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if let Some(v) = hexval(c as u8) {
+            t[c] = v as u8;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// Parse a tai64n label (`@` + 24 hex digits) into UNIX time.
 pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
     if s.len() < 25 || s[0] != b'@' {
         return None;
     }
+    // table lookups without a branch per digit; any bad digit sets the 0x80 bit
+    let mut bad = 0u8;
     let mut secs: u64 = 0;
     for &c in &s[1..17] {
-        secs = (secs << 4) | hexval(c)?;
+        let v = HEX[c as usize];
+        bad |= v;
+        secs = (secs << 4) | (v & 0x0f) as u64;
     }
     let mut nanos: u64 = 0;
     for &c in &s[17..25] {
-        nanos = (nanos << 4) | hexval(c)?;
+        let v = HEX[c as usize];
+        bad |= v;
+        nanos = (nanos << 4) | (v & 0x0f) as u64;
     }
-    if nanos >= 1_000_000_000 {
+    if bad & 0x80 != 0 || nanos >= 1_000_000_000 {
         return None;
     }
     // daemontools labels: 2^62 + 10 + UNIX seconds
@@ -234,6 +256,61 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
     out.extend_from_slice(&d);
 }
 
+/// Whether all eight bytes of `x` are ASCII digits.
+#[inline]
+fn all_digits(x: u64) -> bool {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // high nibble 3, and still 3 after adding 6 (0x30..=0x39 only); no carry crosses a
+    // byte once every high nibble is 3
+    x & HI == THREES && (x.wrapping_add(0x0606_0606_0606_0606) & HI) == THREES
+}
+
+/// The value of eight ASCII digits loaded little-endian (first digit most significant).
+#[inline]
+fn eight_digits(x: u64) -> u64 {
+    let x = x.wrapping_sub(0x3030_3030_3030_3030);
+    // neighbouring digits into two-digit values, then pairs of those, then the halves
+    let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (x.wrapping_mul(10000) + (x >> 32)) & 0xFFFF_FFFF
+}
+
+/// The usual numeric stamp, `DDDDDDDDDD.DDDDDD` and a space or tab, read eight digits at a
+/// time; `None` for any other shape (the general scan then reads it).
+#[inline]
+fn usual_numeric_stamp(raw: &[u8]) -> Option<Peeked> {
+    if raw.len() < 18 || raw[10] != b'.' || (raw[17] != b' ' && raw[17] != b'\t') {
+        return None;
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&raw[..8]);
+    let mut b = [0u8; 8];
+    b[..2].copy_from_slice(&raw[8..10]);
+    b[2..].copy_from_slice(&raw[11..17]);
+    let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+    if !all_digits(a) || !all_digits(b) {
+        return None;
+    }
+    let (hi, lo) = (eight_digits(a), eight_digits(b)); // 8 digits, then 2 + 6
+    let secs = hi * 100 + lo / 1_000_000;
+    let frac = lo % 1_000_000;
+    Some(Peeked {
+        when: (secs, (frac * 1000) as u32),
+        off: 17,
+        digits: Some((hi * 100_000_000 + lo, 6)),
+    })
+}
+
+/// What [`Stamper::peek`] found.
+pub struct Peeked {
+    pub when: Stamp,
+    /// where the text after the stamp starts
+    pub off: usize,
+    /// numeric stamps: all digits as one number and how many follow the point
+    pub digits: Option<(u64, usize)>,
+}
+
 /// A stamped line, ready for matchup: the numeric-stamped text and its time.
 pub struct Stamped<'a> {
     pub text: &'a [u8],
@@ -289,6 +366,77 @@ fn syslog_offset(raw: &[u8]) -> Option<usize> {
 }
 
 impl Stamper {
+    /// The quick look at a line with its own stamp: a numeric stamp followed by a space or
+    /// tab, or a tai64n stamp followed by a space, tab or nothing. Returns the time, where
+    /// the text after the stamp starts in `raw` (what [`Stamper::stamp`] calls `rest`) and,
+    /// for a numeric stamp of at most 19 digits, its digits as one integer M and the count F
+    /// of digits after the point (the stamp reads M / 10^F); remembers the time for bare
+    /// lines, as `stamp` does. `None` for every other line (then use `stamp`). Copies
+    /// nothing.
+    #[inline]
+    pub fn peek(&mut self, raw: &[u8]) -> Option<Peeked> {
+        let first = *raw.first()?;
+        let p = if first == b'@' {
+            let t = parse_tai64n(raw)?;
+            if raw.len() > 25 && raw[25] != b' ' && raw[25] != b'\t' {
+                return None;
+            }
+            Peeked {
+                when: t,
+                off: 25,
+                digits: None,
+            }
+        } else if first.is_ascii_digit() {
+            if let Some(p) = usual_numeric_stamp(raw) {
+                self.last = Some(p.when);
+                return Some(p);
+            }
+            // parse_numeric's rules, in the same scan that finds the stamp's end
+            let n = raw.len();
+            let mut i = 0;
+            let mut secs: u64 = 0;
+            while i < n && raw[i].is_ascii_digit() {
+                if i >= 19 {
+                    return None;
+                }
+                secs = secs * 10 + (raw[i] - b'0') as u64;
+                i += 1;
+            }
+            let mut all = i; // digits so far
+            let mut m = secs;
+            let mut frac = 0usize;
+            let mut nanos: u32 = 0;
+            if i < n && raw[i] == b'.' {
+                i += 1;
+                while i < n && raw[i].is_ascii_digit() {
+                    let d = raw[i] - b'0';
+                    if frac < 9 {
+                        nanos = nanos * 10 + d as u32;
+                    }
+                    m = m.wrapping_mul(10).wrapping_add(d as u64);
+                    frac += 1;
+                    all += 1;
+                    i += 1;
+                }
+                for _ in frac..9 {
+                    nanos *= 10;
+                }
+            }
+            if i < n && raw[i] != b' ' && raw[i] != b'\t' {
+                return None;
+            }
+            Peeked {
+                when: (secs, nanos),
+                off: i,
+                digits: (all <= 19).then_some((m, frac)),
+            }
+        } else {
+            return None;
+        };
+        self.last = Some(p.when);
+        Some(p)
+    }
+
     /// `None` for a line without a usable stamp.
     pub fn stamp<'a>(&'a mut self, raw: &'a [u8]) -> Option<Stamped<'a>> {
         let first = *raw.first()?;
@@ -421,6 +569,8 @@ pub fn for_each_line(
                     }
                 };
                 counts.bytes += data.len() as u64;
+                let ascii = data.is_ascii();
+                counts.chunk_ascii = false; // a line continued from the chunk before
                 let mut start = 0;
                 if skipping || !carry.is_empty() {
                     match memchr::memchr(b'\n', &data) {
@@ -451,6 +601,7 @@ pub fn for_each_line(
                         }
                     }
                 }
+                counts.chunk_ascii = ascii;
                 let mut scan = start;
                 while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
                     let nl = scan + p;
@@ -518,5 +669,45 @@ impl InputCounts {
             ));
         }
         w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_digits_at_a_time() {
+        for s in [
+            &b"00000000"[..],
+            b"12345678",
+            b"99999999",
+            b"17000000",
+            b"90000001",
+        ] {
+            let x = u64::from_le_bytes(s.try_into().unwrap());
+            assert!(all_digits(x));
+            let want: u64 = std::str::from_utf8(s).unwrap().parse().unwrap();
+            assert_eq!(eight_digits(x), want);
+        }
+        for s in [
+            &b"1234567/"[..],
+            b"1234567:",
+            b"a2345678",
+            b"1234 678",
+            b"\xb12345678",
+        ] {
+            assert!(!all_digits(u64::from_le_bytes(s.try_into().unwrap())));
+        }
+        let mut st = Stamper::default();
+        let p = st.peek(b"1700000000.001500 new msg 1").unwrap();
+        assert_eq!(
+            (p.when, p.off, p.digits),
+            (
+                (1_700_000_000, 1_500_000),
+                17,
+                Some((1_700_000_000_001_500, 6))
+            )
+        );
     }
 }

@@ -8,7 +8,8 @@
 //!   byte what the original awk/sort/columnt scripts print (C.UTF-8 sort order).
 //! * `xqp`, `xrecipient`, `xsender` — select matchup records.
 //! * `qmailanalog [REPORT] [INPUT…]` — matchup and a report in one streaming pass over
-//!   multilog directories, files or stdin, with `--since`/`--until` and `--html FILE`.
+//!   multilog directories, files or stdin, with `--since`/`--until` and `--html FILE`;
+//!   `zoverall` alone runs on a numbers-only state machine ([`fast`]).
 //!
 //! Deliberate differences from the original: `matchup` without fd 5 warns instead of
 //! failing; the integrated command drops (and counts) truncated/malformed lines and closes
@@ -16,6 +17,7 @@
 
 pub mod awk;
 pub mod cli;
+pub mod fast;
 pub mod genlog;
 pub mod html;
 pub mod input;

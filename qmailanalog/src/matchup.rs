@@ -227,7 +227,7 @@ impl Default for Matchup {
 
 /// Index of the first space, tab, newline or NUL at or after `i` (or `line.len()`),
 /// eight bytes at a time: all four are below 0x21, and so are few other bytes.
-fn find_sep(line: &[u8], mut i: usize) -> usize {
+pub(crate) fn find_sep(line: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let n = line.len();
@@ -255,7 +255,7 @@ fn find_sep(line: &[u8], mut i: usize) -> usize {
 }
 
 /// qmail's scan_ulong: leading decimal digits, wrapping.
-fn scan_ulong(s: &[u8]) -> u64 {
+pub(crate) fn scan_ulong(s: &[u8]) -> u64 {
     let mut r: u64 = 0;
     for &c in s {
         if !c.is_ascii_digit() {
