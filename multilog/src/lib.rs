@@ -18,7 +18,8 @@
 //! * without a processor, a full `current` is renamed first and fsynced/archived by a
 //!   background thread while logging goes on (see [`dir`]);
 //! * `t` stamps carry the clock's nanoseconds (daemontools: microseconds, then 500 ns) and
-//!   never go backwards when the clock is stepped back;
+//!   never go backwards when the clock is stepped back; the clock is read once per read of
+//!   input (daemontools: once per line), so lines that arrived together share a stamp;
 //! * the processor runs with SIGTERM/SIGALRM unblocked (daemontools leaks its blocked mask);
 //! * input is read 64 KiB at a time (daemontools: 1 KiB) and written once per read, while
 //!   the files and cut points stay byte-identical (see [`dir`]); so a SIGKILL can lose up to
