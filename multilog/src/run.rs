@@ -12,6 +12,28 @@
 //! flush points logically every 1024 bytes of input while reading up to 64 KiB per system
 //! call. The only per-line system call is `=FILE`'s status write, which the format needs.
 //!
+//! ## What a SIGKILL can lose
+//! Every read is processed and all of its output written (`write` to `current`, so in the
+//! page cache: a killed process loses nothing written) before the next read; the loop also
+//! writes `e` output then. So:
+//! * stdin a pipe (what svscan gives) or anything else but a stream socket: a SIGKILL loses
+//!   the bytes of the one read in progress, from the moment `read` returns them until the
+//!   last `write` of their lines (at most `READ` = 64 KiB), and the first bytes of a line
+//!   whose newline has not arrived yet (held in memory until its newline or its 1000th byte,
+//!   as daemontools holds it; at most 999 bytes of input). Bytes still in the pipe are never
+//!   lost. A pipe cannot be read without consuming, so this is the least possible.
+//! * stdin a stream socket (a socketpair or TCP connection from a supervisor that keeps its
+//!   end open): nothing. Input is taken with `recv(MSG_PEEK)`, its lines are written, and
+//!   only then are those bytes consumed; an unfinished line stays in the socket (an
+//!   edge-triggered epoll reports new data). A kill between the write and the consume makes
+//!   the next multilog log those lines again: up to one peek (64 KiB) of lines can appear
+//!   twice, and a kill inside a write can leave a cut copy at the end of the `.u` file. A
+//!   kill in the middle of a line longer than 1000 bytes leaves its written head in the log
+//!   and its rest as a line of its own. Other readers of the same socket break this.
+//!
+//! Power loss is another matter: `current` is fsynced at rotation and exit (daemontools
+//! likewise), not per line.
+//!
 //! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
 //! did not end in a newline, so nothing after that line is taken from the pipe), flushes,
 //! and exits 0. SIGALRM rotates every non-empty directory at the next read. Both wake a
@@ -42,6 +64,12 @@ const BLOCK: u64 = 1024;
 /// we have read but not yet written is what a SIGKILL can lose, so keep it moderate; lines
 /// still in the pipe survive for the next multilog.
 const READ: usize = 64 * 1024;
+
+/// Whether `fd` is a stream socket (then we peek before consuming; see [`Engine::run_peek`]).
+fn is_stream_socket(fd: std::os::fd::BorrowedFd) -> bool {
+    use nix::sys::socket::{SockType, getsockopt, sockopt};
+    getsockopt(&fd, sockopt::SockType).is_ok_and(|t| t == SockType::Stream)
+}
 
 #[repr(C, align(4096))]
 struct ReadBuf([u8; READ]);
@@ -171,8 +199,7 @@ impl Engine {
             }
         }
 
-        // Page-aligned: the kernel's copy into a misaligned buffer is several times slower
-        // (measured: most of our read time went there with a plain Vec).
+        // Page-aligned, which the kernel's copy routines like best.
         let mut boxed = Box::new(ReadBuf([0; READ]));
         let buf = &mut boxed.0;
         // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
@@ -184,6 +211,10 @@ impl Engine {
             stdin.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
         );
+        if is_stream_socket(stdin.as_fd()) {
+            self.run_peek(buf, &term, &alarm, &wake.0);
+            return 0;
+        }
         let mut last_newline = true;
         loop {
             // daemontools' flush before every read.
@@ -244,6 +275,167 @@ impl Engine {
         self.end_of_input();
         let _ = wake.0.as_raw_fd();
         0
+    }
+
+    /// The main loop when stdin is a stream socket: lines are taken with `MSG_PEEK`, written,
+    /// and only then consumed from the socket, so a SIGKILL at any instant loses nothing (what
+    /// was written but not yet consumed is logged again by the next multilog: at most one
+    /// peek, 64 KiB, of lines can appear twice). The unfinished line at the end of a peek
+    /// stays in the socket too; an edge-triggered epoll tells us when more data arrives.
+    fn run_peek(
+        &mut self,
+        buf: &mut [u8; READ],
+        term: &AtomicBool,
+        alarm: &AtomicBool,
+        wake: &UnixStream,
+    ) {
+        use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+        use nix::sys::socket::{MsgFlags, recv};
+        let fd = io::stdin().as_raw_fd();
+        let stdin = io::stdin();
+        let epoll = loop {
+            let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).and_then(|ep| {
+                ep.add(
+                    stdin.as_fd(),
+                    EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET,
+                        0,
+                    ),
+                )?;
+                ep.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
+                Ok(ep)
+            });
+            match ep {
+                Ok(ep) => break ep,
+                Err(e) => pause(&format!(
+                    "unable to wait for input: {}, pausing",
+                    crate::errtext::nix_text(e)
+                )),
+            }
+        };
+        // Bytes handed to `batch` but still in the socket.
+        let mut unconsumed: usize = 0;
+        let mut peer_closed = false;
+        // Whether to block in epoll before the next peek (the last one brought nothing new).
+        let mut wait = false;
+        loop {
+            self.flush_all();
+            // Everything handed to `batch` is written now, except an unfinished line.
+            let held = self.held();
+            if !self.consume(fd, buf, unconsumed - held) {
+                break;
+            }
+            unconsumed = held;
+            if alarm.swap(false, Ordering::SeqCst) {
+                for d in &mut self.dirs {
+                    d.force_rotate(&mut self.clock);
+                }
+            }
+            let exiting = term.load(Ordering::SeqCst);
+            if exiting && matches!(self.state, State::Idle) {
+                break;
+            }
+            if wait {
+                let mut evs = [EpollEvent::empty(); 2];
+                match epoll.wait(&mut evs, EpollTimeout::NONE) {
+                    Ok(n) => {
+                        for ev in &evs[..n] {
+                            if ev.data() == 1 {
+                                let mut sink = [0u8; 64];
+                                while (&*wake).read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+                            } else if ev.events().intersects(
+                                EpollFlags::EPOLLRDHUP
+                                    | EpollFlags::EPOLLHUP
+                                    | EpollFlags::EPOLLERR,
+                            ) {
+                                peer_closed = true;
+                            }
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => pause(&format!(
+                        "unable to wait for input: {}, pausing",
+                        crate::errtext::nix_text(e)
+                    )),
+                }
+                wait = false;
+                continue;
+            }
+            let n = match recv(
+                fd,
+                &mut buf[..],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    wait = true;
+                    continue;
+                }
+                Err(e) => {
+                    warn(&format!(
+                        "unable to read input: {}; treating it as the end",
+                        crate::errtext::nix_text(e)
+                    ));
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if n <= unconsumed {
+                // Nothing new after the unfinished line.
+                if peer_closed {
+                    break;
+                }
+                wait = true;
+                continue;
+            }
+            let mut new = &buf[unconsumed..n];
+            if exiting {
+                // Finish the current line only; what follows stays in the socket.
+                if let Some(k) = memchr::memchr(b'\n', new) {
+                    new = &new[..=k];
+                }
+            }
+            let len = new.len();
+            self.batch(new);
+            self.base += len as u64;
+            unconsumed += len;
+        }
+        self.end_of_input();
+        // The unfinished line is written now (end_of_input ends it with a newline).
+        let _ = self.consume(fd, buf, unconsumed);
+    }
+
+    /// Input bytes of an unfinished line that is not written yet.
+    fn held(&self) -> usize {
+        match self.state {
+            State::First => self.line.len() - self.prefix_len,
+            _ => 0,
+        }
+    }
+
+    /// Take `n` bytes (already peeked and written) out of the socket `fd`; false on an error
+    /// (then reported: input ends there).
+    fn consume(&mut self, fd: std::os::fd::RawFd, buf: &mut [u8], mut n: usize) -> bool {
+        use nix::sys::socket::{MsgFlags, recv};
+        while n > 0 {
+            let want = n.min(buf.len());
+            match recv(fd, &mut buf[..want], MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return false,
+                Ok(k) => n -= k,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    warn(&format!(
+                        "unable to read input: {}; treating it as the end",
+                        crate::errtext::nix_text(e)
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn flush_all(&mut self) {
