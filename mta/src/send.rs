@@ -3,8 +3,9 @@
 //! Started by qmail-start with fd 0 = the activity log, fds 1/2 = qmail-lspawn (commands,
 //! results), 3/4 = qmail-rspawn, 5/6 = qmail-clean, cwd anywhere. It preprocesses `todo/`
 //! into `info/`, `local/` and `remote/` (rewriting addresses: envnoathost, percenthack, locals,
-//! virtualdomains), hands one recipient per delivery to the spawners within concurrencylocal /
-//! concurrencyremote, marks finished recipients, retries deferrals on qmail's schedule
+//! virtualdomains), hands one recipient per delivery to qmail-lspawn and batches of
+//! recipients to qmail-rspawn (below) within concurrencylocal / concurrencyremote, marks
+//! finished recipients, retries deferrals on qmail's schedule
 //! (`birth + (isqrt(age) + 10 or 20)^2`), gives up after queuelifetime, sends bounces and double
 //! bounces, and writes qmail's log lines (qmail-log(5)) to fd 0.
 //!
@@ -17,6 +18,20 @@
 //! todo/N is removed (the guarantee depends on those entries); a bounce is sent as soon as a
 //! channel has finished a delivery pass with failures, not only when the whole message is done;
 //! bounces are queued with `DATABYTES=0` so that the size limit never refuses them.
+//!
+//! Remote batches (ours; qmail sends one recipient per delivery): the pending remote recipients
+//! of a message are ordered by domain (case-insensitively, stable) when its job opens, and up
+//! to `control/batchremote` (default 100, at most [`crate::spawn::BATCH_MAX`]; 1 = qmail's
+//! behaviour) consecutive recipients of one domain go to qmail-rspawn in ONE batch command
+//! (protocol: [`crate::spawn`]), which qmail-rspawn hands to one qmail-remote run, i.e. one SMTP
+//! transaction. A VERP sender (`…-@[]`) differs per recipient, so such messages are never
+//! batched. A batch takes one concurrency slot until its last report is in, but every
+//! recipient keeps its own delivery number: one "starting delivery N: msg M to remote R" line
+//! (and status line) per recipient when the batch starts and one "delivery N:
+//! success|failure|deferral: …" per recipient as its report arrives, so qmail-log(5) readers
+//! and matchup see ordinary deliveries. Each recipient is marked done, bounced or deferred on
+//! its own; a retry only tries the recipients not yet marked done. For queue administration a
+//! batch counts as a running delivery of each of its recipients.
 //!
 //! The main loop is [`Send::run`]: one `poll` over the spawner, trigger and signal descriptors,
 //! then at most one todo entry, then new deliveries. A later "hold" or metrics feature hooks
@@ -98,6 +113,15 @@ pub fn logsafe(b: &[u8]) -> String {
         .collect()
 }
 
+/// The domain of an address, lower-cased: recipients with equal keys may share a batch.
+fn domain_key(addr: &[u8]) -> Vec<u8> {
+    let at = addr
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(addr.len(), |a| a + 1);
+    addr[at..].to_ascii_lowercase()
+}
+
 fn path_split(dir: &str, id: u64) -> PathBuf {
     PathBuf::from(format!("{dir}/{}/{id}", id % SPLIT))
 }
@@ -110,6 +134,8 @@ pub struct Config {
     pub concurrency: [usize; 2],
     pub lifetime: u64,
     pub me: Option<String>,
+    /// The most remote recipients of one message in one delivery (`control/batchremote`).
+    pub batch: usize,
 }
 
 impl Config {
@@ -142,6 +168,7 @@ impl Config {
             ],
             lifetime: c.int_or("queuelifetime", 604_800)?,
             me,
+            batch: (c.int_or("batchremote", 100)? as usize).clamp(1, crate::spawn::BATCH_MAX),
         })
     }
 }
@@ -196,12 +223,26 @@ fn parallel<T: Sync, R: std::marker::Send + Default + Clone>(
     out.into_inner().unwrap_or_default()
 }
 
-/// One running delivery.
-struct Delivery {
+/// One recipient of a running delivery.
+struct Rcpt {
+    off: u64,
+    addr: Vec<u8>,
+    num: u64,
+}
+
+/// The recipient a report is about.
+struct Delivery1 {
     id: u64,
     off: u64,
     addr: Vec<u8>,
     num: u64,
+}
+
+/// One running delivery (a slot): one recipient, or a remote batch whose reports come in
+/// recipient order.
+struct Delivery {
+    id: u64,
+    rcpts: std::collections::VecDeque<Rcpt>,
 }
 
 /// A message being worked on by one channel.
@@ -650,6 +691,10 @@ impl Send {
             }
             off = end + 1;
         }
+        if c == 1 && self.cfg.batch > 1 && !sender.ends_with(b"-@[]") {
+            // Recipients of one domain next to each other, so that they can share a batch.
+            recs.sort_by_cached_key(|(_, a)| domain_key(a));
+        }
         let t = now();
         let job = Job {
             retry: next_retry(birth, t, CHANSKIP[c]),
@@ -850,38 +895,74 @@ impl Send {
                 }
                 continue;
             }
-            let (off, addr) = job.recs[job.next].clone();
-            job.next += 1;
-            job.running += 1;
-            let sender = Self::verp(&job.sender, &addr);
-            let ch = &mut self.chans[c];
-            let Some(slot) = ch.slots.iter().position(Option::is_none) else {
+            let Some(slot) = self.chans[c].slots.iter().position(Option::is_none) else {
                 return;
             };
-            self.delnum += 1;
-            let num = self.delnum;
-            ch.slots[slot] = Some(Delivery {
-                id,
-                off,
-                addr: addr.clone(),
-                num,
-            });
-            ch.used += 1;
+            // The recipients of this delivery: one, or on the remote channel (without VERP)
+            // up to cfg.batch consecutive ones of the same domain.
+            let first = job.next;
+            let mut end = first + 1;
+            if c == 1 && self.cfg.batch > 1 && !job.sender.ends_with(b"-@[]") {
+                let key = domain_key(&job.recs[first].1);
+                while end < job.recs.len()
+                    && end - first < self.cfg.batch
+                    && domain_key(&job.recs[end].1) == key
+                {
+                    end += 1;
+                }
+            }
+            let picked: Vec<(u64, Vec<u8>)> = job.recs[first..end].to_vec();
+            job.next = end;
+            job.running += picked.len();
+            let sender = Self::verp(&job.sender, &picked[0].1);
+            let mut rcpts = std::collections::VecDeque::with_capacity(picked.len());
+            for (off, addr) in picked {
+                self.delnum += 1;
+                rcpts.push_back(Rcpt {
+                    off,
+                    addr,
+                    num: self.delnum,
+                });
+            }
+            let ch = &mut self.chans[c];
             ch.outbuf.push(slot as u8);
             ch.outbuf
                 .extend_from_slice(format!("{}/{id}", id % SPLIT).as_bytes());
             ch.outbuf.push(0);
             ch.outbuf.extend_from_slice(&sender);
             ch.outbuf.push(0);
-            ch.outbuf.extend_from_slice(&addr);
-            ch.outbuf.push(0);
+            if rcpts.len() == 1 {
+                ch.outbuf.extend_from_slice(&rcpts[0].addr);
+                ch.outbuf.push(0);
+            } else {
+                // A batch command (crate::spawn): empty field, count, recipients.
+                ch.outbuf.push(0);
+                ch.outbuf
+                    .extend_from_slice(format!("{}", rcpts.len()).as_bytes());
+                ch.outbuf.push(0);
+                for r in &rcpts {
+                    ch.outbuf.extend_from_slice(&r.addr);
+                    ch.outbuf.push(0);
+                }
+            }
+            let lines: Vec<String> = rcpts
+                .iter()
+                .map(|r| {
+                    format!(
+                        "starting delivery {}: msg {id} to {} {}",
+                        r.num,
+                        CHANNELS[c],
+                        logsafe(&r.addr)
+                    )
+                })
+                .collect();
+            ch.slots[slot] = Some(Delivery { id, rcpts });
+            ch.used += 1;
             self.flush_cmd(c);
-            self.log(&format!(
-                "starting delivery {num}: msg {id} to {} {}",
-                CHANNELS[c],
-                logsafe(&addr)
-            ));
-            self.status();
+            for l in lines {
+                self.log(&l);
+                self.status();
+            }
         }
     }
 
@@ -935,17 +1016,26 @@ impl Send {
         true
     }
 
-    /// Handle one report from channel `c`.
+    /// Handle one report from channel `c` (for the next recipient of that slot's delivery).
     fn report(&mut self, c: usize, slot: u8, rep: &[u8]) {
-        let Some(d) = self.chans[c]
-            .slots
-            .get_mut(slot as usize)
-            .and_then(Option::take)
-        else {
+        let Some((id, r, last)) = self.chans[c].slots.get_mut(slot as usize).and_then(|s| {
+            let d = s.as_mut()?;
+            let r = d.rcpts.pop_front()?;
+            Some((d.id, r, d.rcpts.is_empty()))
+        }) else {
             self.log("warning: internal error: delivery report out of range");
             return;
         };
-        self.chans[c].used -= 1;
+        if last {
+            self.chans[c].slots[slot as usize] = None;
+            self.chans[c].used -= 1;
+        }
+        let d = Delivery1 {
+            id,
+            off: r.off,
+            addr: r.addr,
+            num: r.num,
+        };
         let dying = self.chans[c].jobs.get(&d.id).is_some_and(|j| j.dying);
         let (letter, text) = match rep.split_first() {
             Some((&l, t)) => (l, t.to_vec()),

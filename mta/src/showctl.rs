@@ -31,6 +31,14 @@ const FILES: &[(&str, Kind)] = &[
         ),
     ),
     (
+        "batchremote",
+        Kind::Int(
+            100,
+            "Remote recipients of one message at one host sent together (one SMTP transaction): up to ",
+            ".",
+        ),
+    ),
+    (
         "bouncefrom",
         Kind::Str("MAILER-DAEMON", "Bounce user name is ", "."),
     ),

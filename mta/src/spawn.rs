@@ -8,6 +8,20 @@
 //! be free, the messid numeric, the recipient must contain '@', the message must open and be
 //! owned by qmailq (or by root or ourselves: nobody else can create such files).
 //!
+//! Extension (ours, remote channel only): a *batch command* hands several recipients of one
+//! message to one delivery. It is a slot byte, `messid\0`, `sender\0`, then an EMPTY recipient
+//! field `\0` (impossible in qmail's protocol, where a recipient always contains '@', so the
+//! two forms cannot be confused), the decimal count `N\0` (1..=[`BATCH_MAX`]) and the `N`
+//! recipients, each `recipient\0`. The answer is `N` ordinary reports for that slot (slot byte,
+//! `K`/`Z`/`D` + text, `\0`), one per recipient in command order, written together; the slot is
+//! free again once the last of them is written. The per-recipient checks (no '@') answer only
+//! that recipient; a bad messid or an unopenable message answers every one. A spawner whose
+//! delivery method does not batch (qmail-lspawn) answers each recipient of a batch with
+//! "ZInternal error: this spawner takes one recipient per command. (#4.3.5)". The one-recipient
+//! command and its answer are exactly qmail's, and qmail-send only sends batch commands to
+//! qmail-rspawn when `control/batchremote` is above 1 (see [`crate::send`]), so setting it to 1
+//! gives qmail's protocol byte for byte (e.g. for a foreign qmail-rspawn).
+//!
 //! Difference from qmail on purpose: each delivery is handled by its own thread (which runs the
 //! child and waits for it) instead of one select loop; the protocol is the same.
 
@@ -22,10 +36,24 @@ use std::sync::{Arc, Condvar, Mutex};
 /// conf-spawn: the most deliveries one spawner runs at once.
 pub const LIMIT: u8 = 120;
 
+/// The most recipients one batch command may carry.
+pub const BATCH_MAX: usize = 1000;
+
+/// The answer to each recipient of a batch sent to a spawner that does not batch.
+pub const NO_BATCH: &[u8] =
+    b"ZInternal error: this spawner takes one recipient per command. (#4.3.5)\n";
+
 /// A delivery method: given the opened message, the sender and the recipient, produce the
 /// report (`K`/`Z`/`D` + text, no `\0`).
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, mess: File, sender: &[u8], recip: &[u8]) -> Vec<u8>;
+
+    /// Deliver one message to several recipients at once (a batch command): one report per
+    /// recipient, in order. The default refuses batches for now (temporary failure).
+    fn deliver_batch(&self, mess: File, sender: &[u8], recips: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let _ = (mess, sender);
+        recips.iter().map(|_| NO_BATCH.to_vec()).collect()
+    }
 }
 
 /// What a child printed and how it ended.
@@ -102,14 +130,55 @@ fn owner_ok(md: &std::fs::Metadata) -> bool {
         .is_some_and(|q| q == uid)
 }
 
+const NO_HOST: &[u8] = b"DSorry, address must include host name. (#5.1.3)\n";
+
 /// Check one command and open its message; `Err` is the report to send back at once.
 fn prepare(messid: &[u8], recip: &[u8]) -> Result<File, Vec<u8>> {
     if !numeric_messid(messid) {
         return Err(b"DInternal error: messid has nonnumerics. (#5.3.5)\n".to_vec());
     }
     if !recip.contains(&b'@') {
-        return Err(b"DSorry, address must include host name. (#5.1.3)\n".to_vec());
+        return Err(NO_HOST.to_vec());
     }
+    open_mess(messid)
+}
+
+/// Handle a batch command: one report per recipient, in order.
+fn run_batch(d: &dyn Deliver, messid: &[u8], sender: &[u8], recips: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    if !numeric_messid(messid) {
+        let r = b"DInternal error: messid has nonnumerics. (#5.3.5)\n".to_vec();
+        return vec![r; recips.len()];
+    }
+    let good: Vec<Vec<u8>> = recips
+        .iter()
+        .filter(|r| r.contains(&b'@'))
+        .cloned()
+        .collect();
+    let mut done = if good.is_empty() {
+        Vec::new()
+    } else {
+        match open_mess(messid) {
+            Ok(f) => d.deliver_batch(f, sender, &good),
+            Err(r) => vec![r; good.len()],
+        }
+    }
+    .into_iter();
+    recips
+        .iter()
+        .map(|r| {
+            if r.contains(&b'@') {
+                done.next().unwrap_or_else(|| {
+                    b"ZInternal error: no report for recipient. (#4.3.5)\n".to_vec()
+                })
+            } else {
+                NO_HOST.to_vec()
+            }
+        })
+        .collect()
+}
+
+/// Open the message `messid` (relative to queue/mess) and check its owner.
+fn open_mess(messid: &[u8]) -> Result<File, Vec<u8>> {
     let path = std::ffi::OsStr::new(std::str::from_utf8(messid).unwrap_or(""));
     let f = File::open(path)
         .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
@@ -130,11 +199,18 @@ struct Shared {
 
 impl Shared {
     fn report(&self, slot: u8, report: &[u8]) {
-        let mut msg = Vec::with_capacity(report.len() + 2);
-        msg.push(slot);
-        // A report never contains NUL: it ends the record.
-        msg.extend(report.iter().map(|&b| if b == 0 { b'_' } else { b }));
-        msg.push(0);
+        self.reports(slot, std::slice::from_ref(&report.to_vec()));
+    }
+
+    /// Write several reports for one slot in one go (a batch's answers stay together).
+    fn reports(&self, slot: u8, reports: &[Vec<u8>]) {
+        let mut msg = Vec::new();
+        for report in reports {
+            msg.push(slot);
+            // A report never contains NUL: it ends the record.
+            msg.extend(report.iter().map(|&b| if b == 0 { b'_' } else { b }));
+            msg.push(0);
+        }
         if let Ok(mut o) = self.out.lock() {
             let _ = o.write_all(&msg);
         }
@@ -182,8 +258,35 @@ pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
         else {
             break;
         };
+        // An empty recipient starts a batch: count, then the recipients.
+        let batch = if recip.is_empty() {
+            let count = field(&mut input)
+                .and_then(|c| std::str::from_utf8(&c).ok()?.parse::<usize>().ok())
+                .filter(|n| (1..=BATCH_MAX).contains(n));
+            let Some(count) = count else {
+                eprintln!("{name}: fatal: bad recipient count in a batch command");
+                break;
+            };
+            let mut v = Vec::with_capacity(count);
+            for _ in 0..count {
+                match field(&mut input) {
+                    Some(r) => v.push(r),
+                    None => break,
+                }
+            }
+            if v.len() < count {
+                break;
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let answer_all = |text: &[u8]| match &batch {
+            Some(v) => shared.reports(slot, &vec![text.to_vec(); v.len()]),
+            None => shared.report(slot, text),
+        };
         if slot >= LIMIT {
-            shared.report(slot, b"ZInternal error: delnum is out of range. (#4.3.5)\n");
+            answer_all(b"ZInternal error: delnum is out of range. (#4.3.5)\n");
             continue;
         }
         {
@@ -192,28 +295,33 @@ pub fn main(name: &str, deliverer: Arc<dyn Deliver>) -> i32 {
             };
             if !busy.insert(slot) {
                 drop(busy);
-                shared.report(slot, b"ZInternal error: delnum in use. (#4.3.5)\n");
+                answer_all(b"ZInternal error: delnum in use. (#4.3.5)\n");
                 continue;
             }
         }
         let sh = Arc::clone(&shared);
         let d = Arc::clone(&deliverer);
+        let n = batch.as_ref().map(Vec::len);
         let spawned = std::thread::Builder::new().spawn(move || {
-            let report = match prepare(&messid, &recip) {
-                Ok(f) => d.deliver(f, &sender, &recip),
-                Err(r) => r,
+            let reports = match batch {
+                Some(recips) => run_batch(&*d, &messid, &sender, &recips),
+                None => vec![match prepare(&messid, &recip) {
+                    Ok(f) => d.deliver(f, &sender, &recip),
+                    Err(r) => r,
+                }],
             };
             if let Ok(mut busy) = sh.busy.lock() {
                 busy.remove(&slot);
             }
-            sh.report(slot, &report);
+            sh.reports(slot, &reports);
             sh.idle.notify_all();
         });
         if spawned.is_err() {
             if let Ok(mut busy) = shared.busy.lock() {
                 busy.remove(&slot);
             }
-            shared.report(slot, b"Zqmail-spawn out of memory. (#4.3.0)\n");
+            let r = b"Zqmail-spawn out of memory. (#4.3.0)\n".to_vec();
+            shared.reports(slot, &vec![r; n.unwrap_or(1)]);
         }
     }
     // qmail-send has gone: let running deliveries finish and report, then leave.
@@ -239,5 +347,47 @@ mod tests {
         assert!(!numeric_messid(b"../x"));
         assert!(!numeric_messid(b"1/2/3"));
         assert!(!numeric_messid(b"/2"));
+    }
+
+    struct Echo;
+    impl Deliver for Echo {
+        fn deliver(&self, _: File, _: &[u8], _: &[u8]) -> Vec<u8> {
+            b"K".to_vec()
+        }
+        fn deliver_batch(&self, _: File, s: &[u8], r: &[Vec<u8>]) -> Vec<Vec<u8>> {
+            r.iter()
+                .map(|r| [b"K", s, b" ", r.as_slice()].concat())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn batch_answers_every_recipient_in_order() {
+        let rs = [b"a@x".to_vec(), b"nohost".to_vec(), b"b@x".to_vec()];
+        let bad = run_batch(&Echo, b"1/x", b"s", &rs);
+        assert_eq!(bad.len(), 3);
+        assert!(
+            bad.iter()
+                .all(|r| r.starts_with(b"DInternal error: messid"))
+        );
+        // A message that cannot be opened: temporary for the good ones, D for the bad one.
+        let r = run_batch(&Echo, b"999999/999999999", b"s", &rs);
+        assert!(r[0].starts_with(b"Zqmail-spawn unable to open message."));
+        assert_eq!(r[1], NO_HOST);
+        assert!(r[2].starts_with(b"Zqmail-spawn unable to open message."));
+        // A spawner without batches (qmail-lspawn) defers each recipient.
+        struct One;
+        impl Deliver for One {
+            fn deliver(&self, _: File, _: &[u8], _: &[u8]) -> Vec<u8> {
+                b"K".to_vec()
+            }
+        }
+        let f = File::open("/dev/null").unwrap();
+        assert_eq!(One.deliver_batch(f, b"s", &rs), vec![NO_BATCH.to_vec(); 3]);
+        let f = File::open("/dev/null").unwrap();
+        assert_eq!(
+            Echo.deliver_batch(f, b"s", &rs[..1]),
+            vec![b"Ks a@x".to_vec()]
+        );
     }
 }

@@ -782,6 +782,10 @@ fn admin_tools_config_fast_and_showctl() {
         "{text}"
     );
     assert!(
+        text.contains("\nbatchremote: (Default.) Remote recipients of one message at one host sent together (one SMTP transaction): up to 100.\n"),
+        "{text}"
+    );
+    assert!(
         text.contains("\nlocals: \nMessages for mail.example.com are delivered locally.\n"),
         "{text}"
     );

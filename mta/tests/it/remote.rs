@@ -20,6 +20,12 @@ from aiosmtpd.controller import Controller
 host, port, log, ctl = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 counter = itertools.count(1)
 class H:
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with open(log + '.mail', 'a') as f:
+            f.write(address + '\n')
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return '250 OK'
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if 'bad' in address:
             return '550 5.1.1 no such user'
@@ -106,6 +112,14 @@ impl Sink {
     pub fn messages(&self) -> Vec<Msg> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines().filter_map(parse_record).collect()
+    }
+
+    /// Every MAIL FROM the server got (one per SMTP transaction), in order.
+    pub fn mails(&self) -> Vec<String> {
+        let mut p = self.log.clone().into_os_string();
+        p.push(".mail");
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
     }
 
     pub fn set_data_reply(&self, reply: Option<&str>) {
@@ -1580,4 +1594,216 @@ fn maildirsmtp_keeps_everything_when_the_greeting_fails_or_the_link_dies() {
     let out = run(port);
     assert_eq!(out.status.code(), Some(111), "{out:?}");
     assert!(md.join("new/1.a").exists() && md.join("new/2.b").exists());
+}
+
+/// The delivery numbers of the "starting delivery N: msg M to remote ADDR" lines, by address.
+fn started(log: &str) -> Vec<(u64, String)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("starting delivery ")?;
+            let (num, rest) = rest.split_once(": msg ")?;
+            let (_, addr) = rest.split_once(" to remote ")?;
+            Some((num.parse().ok()?, addr.to_string()))
+        })
+        .collect()
+}
+
+/// Run qmailanalog's matchup over the log (with made-up timestamps); None when not built.
+fn matchup(log: &str) -> Option<String> {
+    let m = bin("matchup");
+    if !m.exists() {
+        return None;
+    }
+    let input: String = log
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{}.000000 {l}\n", 1_700_000_000 + i))
+        .collect();
+    let out = rqmail_tests::run_with_input(
+        Command::new(m).stderr(Stdio::null()),
+        Some(input.as_bytes()),
+        Duration::from_secs(30),
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn end_to_end_three_recipients_at_one_host_share_one_transaction() {
+    let Some(sink) = Sink::start() else { return };
+    let q = Queue::new(&sink);
+    q.inject(
+        b"Subject: three\n\nx\n",
+        "alice@example.org",
+        &["a1@remote.test", "a2@remote.test", "a3@REMOTE.test"],
+    );
+    must(Duration::from_secs(60), "three remote successes", || {
+        q.log_text()
+            .matches(": success: 127.0.0.1_accepted_message.")
+            .count()
+            >= 3
+    });
+    q.wait_log("end msg ");
+    let m = sink.messages();
+    assert_eq!(m.len(), 1, "one transaction: {m:?}");
+    assert_eq!(m[0].from, "alice@example.org");
+    assert_eq!(
+        m[0].to,
+        vec!["a1@remote.test", "a2@remote.test", "a3@REMOTE.test"]
+    );
+    assert_eq!(sink.mails(), vec!["alice@example.org"], "one MAIL FROM");
+    // Each recipient has its own delivery number and its own success line.
+    let log = q.log_text();
+    let st = started(&log);
+    assert_eq!(st.len(), 3, "{log}");
+    for (num, addr) in &st {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("delivery {num}: ")))
+            .unwrap_or_else(|| panic!("no report for {addr} in:\n{log}"));
+        assert!(
+            line.contains(": success: 127.0.0.1_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_Q1/"),
+            "{line}"
+        );
+    }
+    // One slot for the whole batch.
+    assert!(log.contains("status: local 0/10 remote 1/20"), "{log}");
+    assert!(!log.contains("remote 2/20"), "{log}");
+    // matchup (qmailanalog) sees three successful remote deliveries of one message.
+    if let Some(out) = matchup(&log) {
+        let d: Vec<&str> = out.lines().filter(|l| l.starts_with("d k ")).collect();
+        assert_eq!(
+            d.iter().filter(|l| l.contains(" remote.a")).count(),
+            3,
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("m ") && l.contains(" 3 0 0 ")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn end_to_end_batch_with_one_refused_recipient() {
+    let Some(sink) = Sink::start() else { return };
+    let mut q = Queue::new(&sink);
+    q.inject(
+        b"Subject: mixed\n\nx\n",
+        "sender@remote.test",
+        &["ok1@remote.test", "bad@remote.test", "ok2@remote.test"],
+    );
+    q.wait_log(
+        ": failure: 127.0.0.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no_such_user/",
+    );
+    must(Duration::from_secs(60), "the bounce at the sink", || {
+        sink.messages()
+            .iter()
+            .any(|m| m.to == vec!["sender@remote.test"])
+    });
+    // Two recipients of the message and the bounce.
+    must(Duration::from_secs(60), "three successes", || {
+        q.log_text()
+            .matches(": success: 127.0.0.1_accepted_message.")
+            .count()
+            >= 3
+    });
+    let m = sink.messages();
+    let orig: Vec<&Msg> = m
+        .iter()
+        .filter(|m| m.from == "sender@remote.test")
+        .collect();
+    assert_eq!(orig.len(), 1, "the message went once: {m:?}");
+    assert_eq!(orig[0].to, vec!["ok1@remote.test", "ok2@remote.test"]);
+    let b = m
+        .iter()
+        .find(|m| m.to == vec!["sender@remote.test"])
+        .unwrap();
+    assert_eq!(b.from, "<>");
+    assert!(b.data.contains("<bad@remote.test>:"), "{}", b.data);
+    assert!(!b.data.contains("<ok1@remote.test>:"), "{}", b.data);
+    assert!(b.data.contains("550 5.1.1 no such user"), "{}", b.data);
+    // Nothing is tried again.
+    q.alarm();
+    std::thread::sleep(Duration::from_millis(500));
+    q.alarm();
+    must(Duration::from_secs(20), "qmail-send to exit", || {
+        q.send
+            .as_mut()
+            .unwrap()
+            .signal(nix::sys::signal::Signal::SIGTERM);
+        q.log_text().contains("status: exiting")
+    });
+    assert_eq!(
+        sink.messages()
+            .iter()
+            .filter(|m| m.from == "sender@remote.test")
+            .count(),
+        1
+    );
+    let log = q.log_text();
+    assert_eq!(
+        log.matches(": success: 127.0.0.1_accepted_message.")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert_eq!(log.matches(": failure: ").count(), 1, "{log}");
+}
+
+#[test]
+fn end_to_end_partly_delivered_batch_retries_only_the_deferred() {
+    let Some(sink) = Sink::start() else { return };
+    let q = Queue::new(&sink);
+    q.inject(
+        b"Subject: part\n\nx\n",
+        "alice@example.org",
+        &["p1@remote.test", "later@remote.test", "p2@remote.test"],
+    );
+    q.wait_log(
+        ": deferral: 127.0.0.1_does_not_like_recipient./Remote_host_said:_451_4.3.0_try_later/",
+    );
+    must(Duration::from_secs(60), "two successes", || {
+        q.log_text()
+            .matches(": success: 127.0.0.1_accepted_message.")
+            .count()
+            == 2
+    });
+    // Retry now: only the deferred recipient is tried (and deferred) again.
+    must(Duration::from_secs(60), "a second try", || {
+        q.alarm();
+        q.log_text().matches("to remote later@remote.test").count() >= 2
+    });
+    must(Duration::from_secs(60), "its report", || {
+        q.log_text().matches(": deferral: ").count() >= 2
+    });
+    let log = q.log_text();
+    assert_eq!(log.matches("to remote p1@remote.test").count(), 1, "{log}");
+    assert_eq!(log.matches("to remote p2@remote.test").count(), 1, "{log}");
+    let m = sink.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].to, vec!["p1@remote.test", "p2@remote.test"]);
+}
+
+#[test]
+fn batchremote_1_keeps_one_recipient_per_transaction() {
+    let Some(sink) = Sink::start() else { return };
+    let q = Queue::with(&sink, |h| {
+        std::fs::write(h.join("control/batchremote"), "1\n").unwrap();
+    });
+    q.inject(
+        b"Subject: single\n\nx\n",
+        "alice@example.org",
+        &["s1@remote.test", "s2@remote.test"],
+    );
+    must(Duration::from_secs(60), "two successes", || {
+        q.log_text()
+            .matches(": success: 127.0.0.1_accepted_message.")
+            .count()
+            == 2
+    });
+    q.wait_log("end msg ");
+    let m = sink.messages();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m.iter().all(|m| m.to.len() == 1), "{m:?}");
 }
