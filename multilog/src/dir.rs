@@ -429,9 +429,7 @@ impl Cyclog {
     /// End of input or SIGTERM: flush, fsync `current`, mark it 744.
     pub fn quit(&mut self, clock: &mut Clock) {
         self.flush_out(clock);
-        // `previous` must be archived before `current` is marked clean: a start that finds a
-        // 744 `current` does not look for leftovers.
-        self.join_pending();
+        // fsync `current` while the background thread may still be fsyncing `previous`.
         while let Err(e) = self.current_file().sync_all() {
             pause(&format!(
                 "unable to write {} to disk, pausing: {}",
@@ -439,6 +437,9 @@ impl Cyclog {
                 io_text(&e)
             ));
         }
+        // `previous` must be archived before `current` is marked clean: a start that finds a
+        // 744 `current` does not look for leftovers.
+        self.join_pending();
         while let Err(e) = self
             .current_file()
             .set_permissions(fs::Permissions::from_mode(0o744))

@@ -1,11 +1,38 @@
 //! The multilog main loop: read stdin in large blocks, cut it into lines with memchr, stamp
-//! each line (one clock read per line, as daemontools), run the script's selection and hand
-//! the lines to the directories.
+//! each line, run the script's selection and hand the lines to the directories.
+//!
+//! Stamps: the clock is read once per read of input, right after the read returns, and every
+//! line that starts in that read gets that time: it is the moment those lines reached us (they
+//! were all waiting in the pipe by then). daemontools reads the clock once per line; with 64
+//! KiB reads that per-line read (vDSO `clock_gettime`) cost as much CPU as all the rest of our
+//! user-space work. Stamps stay within the read's time and never decrease.
 //!
 //! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
 //! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
 //! flush points logically every 1024 bytes of input while reading up to 64 KiB per system
 //! call. The only per-line system call is `=FILE`'s status write, which the format needs.
+//!
+//! ## What a SIGKILL can lose
+//! Every read is processed and all of its output written (`write` to `current`, so in the
+//! page cache: a killed process loses nothing written) before the next read; the loop also
+//! writes `e` output then. So:
+//! * stdin a pipe (what svscan gives) or anything else but a stream socket: a SIGKILL loses
+//!   the bytes of the one read in progress, from the moment `read` returns them until the
+//!   last `write` of their lines (at most `READ` = 64 KiB), and the first bytes of a line
+//!   whose newline has not arrived yet (held in memory until its newline or its 1000th byte,
+//!   as daemontools holds it; at most 999 bytes of input). Bytes still in the pipe are never
+//!   lost. A pipe cannot be read without consuming, so this is the least possible.
+//! * stdin a stream socket (a socketpair or TCP connection from a supervisor that keeps its
+//!   end open): nothing. Input is taken with `recv(MSG_PEEK)`, its lines are written, and
+//!   only then are those bytes consumed; an unfinished line stays in the socket (an
+//!   edge-triggered epoll reports new data). A kill between the write and the consume makes
+//!   the next multilog log those lines again: up to one peek (64 KiB) of lines can appear
+//!   twice, and a kill inside a write can leave a cut copy at the end of the `.u` file. A
+//!   kill in the middle of a line longer than 1000 bytes leaves its written head in the log
+//!   and its rest as a line of its own. Other readers of the same socket break this.
+//!
+//! Power loss is another matter: `current` is fsynced at rotation and exit (daemontools
+//! likewise), not per line.
 //!
 //! Signals: SIGTERM finishes the current line (reading one byte at a time if the last read
 //! did not end in a newline, so nothing after that line is taken from the pipe), flushes,
@@ -38,6 +65,15 @@ const BLOCK: u64 = 1024;
 /// still in the pipe survive for the next multilog.
 const READ: usize = 64 * 1024;
 
+/// Whether `fd` is a stream socket (then we peek before consuming; see [`Engine::run_peek`]).
+fn is_stream_socket(fd: std::os::fd::BorrowedFd) -> bool {
+    use nix::sys::socket::{SockType, getsockopt, sockopt};
+    getsockopt(&fd, sockopt::SockType).is_ok_and(|t| t == SockType::Stream)
+}
+
+#[repr(C, align(4096))]
+struct ReadBuf([u8; READ]);
+
 enum State {
     /// Between lines.
     Idle,
@@ -55,6 +91,8 @@ struct Engine {
     needs_line: bool,
     prefix: [u8; 25 + 1 + ISO_LEN],
     prefix_len: usize,
+    /// Length of the prefix computed for the current read (see [`Engine::stamp_batch`]).
+    stamp_len: usize,
     line: Vec<u8>,
     state: State,
     errbuf: Vec<u8>,
@@ -117,6 +155,7 @@ impl Engine {
             needs_line,
             prefix: [0; 25 + 1 + ISO_LEN],
             prefix_len: 0,
+            stamp_len: 0,
             line: Vec::with_capacity(LINE),
             state: State::Idle,
             errbuf: Vec::new(),
@@ -160,7 +199,9 @@ impl Engine {
             }
         }
 
-        let mut buf = vec![0u8; READ];
+        // Page-aligned, which the kernel's copy routines like best.
+        let mut boxed = Box::new(ReadBuf([0; READ]));
+        let buf = &mut boxed.0;
         // Raw reads of fd 0: a buffered reader would take more than the one byte we ask
         // for while finishing a line after SIGTERM.
         let stdin = io::stdin();
@@ -170,6 +211,10 @@ impl Engine {
             stdin.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
         );
+        if is_stream_socket(stdin.as_fd()) {
+            self.run_peek(buf, &term, &alarm, &wake.0);
+            return 0;
+        }
         let mut last_newline = true;
         loop {
             // daemontools' flush before every read.
@@ -232,6 +277,167 @@ impl Engine {
         0
     }
 
+    /// The main loop when stdin is a stream socket: lines are taken with `MSG_PEEK`, written,
+    /// and only then consumed from the socket, so a SIGKILL at any instant loses nothing (what
+    /// was written but not yet consumed is logged again by the next multilog: at most one
+    /// peek, 64 KiB, of lines can appear twice). The unfinished line at the end of a peek
+    /// stays in the socket too; an edge-triggered epoll tells us when more data arrives.
+    fn run_peek(
+        &mut self,
+        buf: &mut [u8; READ],
+        term: &AtomicBool,
+        alarm: &AtomicBool,
+        wake: &UnixStream,
+    ) {
+        use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+        use nix::sys::socket::{MsgFlags, recv};
+        let fd = io::stdin().as_raw_fd();
+        let stdin = io::stdin();
+        let epoll = loop {
+            let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).and_then(|ep| {
+                ep.add(
+                    stdin.as_fd(),
+                    EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET,
+                        0,
+                    ),
+                )?;
+                ep.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
+                Ok(ep)
+            });
+            match ep {
+                Ok(ep) => break ep,
+                Err(e) => pause(&format!(
+                    "unable to wait for input: {}, pausing",
+                    crate::errtext::nix_text(e)
+                )),
+            }
+        };
+        // Bytes handed to `batch` but still in the socket.
+        let mut unconsumed: usize = 0;
+        let mut peer_closed = false;
+        // Whether to block in epoll before the next peek (the last one brought nothing new).
+        let mut wait = false;
+        loop {
+            self.flush_all();
+            // Everything handed to `batch` is written now, except an unfinished line.
+            let held = self.held();
+            if !self.consume(fd, buf, unconsumed - held) {
+                break;
+            }
+            unconsumed = held;
+            if alarm.swap(false, Ordering::SeqCst) {
+                for d in &mut self.dirs {
+                    d.force_rotate(&mut self.clock);
+                }
+            }
+            let exiting = term.load(Ordering::SeqCst);
+            if exiting && matches!(self.state, State::Idle) {
+                break;
+            }
+            if wait {
+                let mut evs = [EpollEvent::empty(); 2];
+                match epoll.wait(&mut evs, EpollTimeout::NONE) {
+                    Ok(n) => {
+                        for ev in &evs[..n] {
+                            if ev.data() == 1 {
+                                let mut sink = [0u8; 64];
+                                while (&*wake).read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+                            } else if ev.events().intersects(
+                                EpollFlags::EPOLLRDHUP
+                                    | EpollFlags::EPOLLHUP
+                                    | EpollFlags::EPOLLERR,
+                            ) {
+                                peer_closed = true;
+                            }
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => pause(&format!(
+                        "unable to wait for input: {}, pausing",
+                        crate::errtext::nix_text(e)
+                    )),
+                }
+                wait = false;
+                continue;
+            }
+            let n = match recv(
+                fd,
+                &mut buf[..],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    wait = true;
+                    continue;
+                }
+                Err(e) => {
+                    warn(&format!(
+                        "unable to read input: {}; treating it as the end",
+                        crate::errtext::nix_text(e)
+                    ));
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if n <= unconsumed {
+                // Nothing new after the unfinished line.
+                if peer_closed {
+                    break;
+                }
+                wait = true;
+                continue;
+            }
+            let mut new = &buf[unconsumed..n];
+            if exiting {
+                // Finish the current line only; what follows stays in the socket.
+                if let Some(k) = memchr::memchr(b'\n', new) {
+                    new = &new[..=k];
+                }
+            }
+            let len = new.len();
+            self.batch(new);
+            self.base += len as u64;
+            unconsumed += len;
+        }
+        self.end_of_input();
+        // The unfinished line is written now (end_of_input ends it with a newline).
+        let _ = self.consume(fd, buf, unconsumed);
+    }
+
+    /// Input bytes of an unfinished line that is not written yet.
+    fn held(&self) -> usize {
+        match self.state {
+            State::First => self.line.len() - self.prefix_len,
+            _ => 0,
+        }
+    }
+
+    /// Take `n` bytes (already peeked and written) out of the socket `fd`; false on an error
+    /// (then reported: input ends there).
+    fn consume(&mut self, fd: std::os::fd::RawFd, buf: &mut [u8], mut n: usize) -> bool {
+        use nix::sys::socket::{MsgFlags, recv};
+        while n > 0 {
+            let want = n.min(buf.len());
+            match recv(fd, &mut buf[..want], MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return false,
+                Ok(k) => n -= k,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    warn(&format!(
+                        "unable to read input: {}; treating it as the end",
+                        crate::errtext::nix_text(e)
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     fn flush_all(&mut self) {
         for d in &mut self.dirs {
             d.flush_out(&mut self.clock);
@@ -273,7 +479,9 @@ impl Engine {
         }
     }
 
-    fn stamp(&mut self) {
+    /// Read the clock once for a whole read of input: every line that starts in it is
+    /// stamped with the time the read returned, i.e. when the line reached us.
+    fn stamp_batch(&mut self) {
         let mut n = 0;
         if self.script.tai || self.script.iso {
             let (s, ns) = self.clock.now();
@@ -290,25 +498,26 @@ impl Engine {
                 n += ISO_LEN;
             }
         }
-        self.prefix_len = n;
+        self.stamp_len = n;
     }
 
     /// Handle one read of input, `buf`, which starts at input offset `self.base`.
     fn batch(&mut self, buf: &[u8]) {
         // The read itself is a replayed block start (its flush was done before reading).
         self.next_block = self.base + BLOCK;
+        self.stamp_batch();
         let base = self.base;
         let mut i = 0usize;
         while i < buf.len() {
             match self.state {
                 State::Idle => {
-                    self.stamp();
+                    self.prefix_len = self.stamp_len;
                     let avail = LINE - self.prefix_len;
                     let lim = buf.len().min(i + avail);
                     if let Some(k) = memchr::memchr(b'\n', &buf[i..lim]) {
                         let nl = i + k;
                         self.advance(base + nl as u64);
-                        self.line_from_parts(&buf[i..nl], true);
+                        self.line_from_parts(&buf[i..=nl], true);
                         i = nl + 1;
                     } else if i + avail <= buf.len() {
                         let end = i + avail;
@@ -380,27 +589,33 @@ impl Engine {
         }
     }
 
-    /// A line (or a long line's first part) whose text is the current prefix + `content`.
+    /// A line (or a long line's first part) whose text is the current prefix + `content`;
+    /// with `newline`, `content` ends with the line's newline.
     #[inline]
     fn line_from_parts(&mut self, content: &[u8], newline: bool) {
+        let text = if newline {
+            &content[..content.len() - 1]
+        } else {
+            content
+        };
         if self.needs_line {
             let mut line = std::mem::take(&mut self.line);
             line.clear();
             line.extend_from_slice(&self.prefix[..self.prefix_len]);
-            line.extend_from_slice(content);
+            line.extend_from_slice(text);
             self.select(&line);
             self.put_line(&line, newline);
             self.line = line;
             return;
         }
-        let total = self.prefix_len + content.len();
+        let total = self.prefix_len + text.len();
         for d in &mut self.dirs {
             d.selected = true;
+            // One copy of text and newline; the buffer model still sees two puts.
             d.append(&self.prefix[..self.prefix_len]);
             d.append(content);
             d.put_len(total, &mut self.clock);
             if newline {
-                d.append(b"\n");
                 d.put_len(1, &mut self.clock);
             }
         }

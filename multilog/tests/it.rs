@@ -866,3 +866,184 @@ fn total_cap_and_iso_stamps() {
     assert!(s[31..].starts_with("capped line 1999 "), "{s}");
     assert!(wait_until(Duration::from_secs(1), || true));
 }
+
+// ----- stdin a stream socket: lines are peeked, written, then consumed -----
+
+/// A Unix stream socket pair; `.0` is multilog's end (the test keeps a copy so that what
+/// a killed multilog left in the socket is there for the next one).
+fn socket_pair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    std::os::unix::net::UnixStream::pair().unwrap()
+}
+
+/// What is still unread in the socket whose reading end is `r` (without taking it).
+fn unread(r: &std::os::unix::net::UnixStream) -> Vec<u8> {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 1 << 20];
+    match recv(
+        r.as_raw_fd(),
+        &mut buf,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(nix::errno::Errno::EAGAIN) => Vec::new(),
+        Err(e) => panic!("peek: {e}"),
+    }
+}
+
+fn spawn_on_socket(cwd: &Path, args: &[&str], r: &std::os::unix::net::UnixStream) -> Proc {
+    Proc::spawn(
+        Command::new(bin("multilog"))
+            .args(args)
+            .current_dir(cwd)
+            .stdin(std::os::fd::OwnedFd::from(r.try_clone().unwrap()))
+            .stderr(Stdio::null()),
+    )
+}
+
+#[test]
+fn socket_stdin_sigkill_mid_line_loses_nothing() {
+    // Over a pipe, the start of an unfinished line that multilog has read is lost by a
+    // SIGKILL; over a socket it stays in the socket until the line is written.
+    let t = tempdir();
+    let dir = t.path().join("log");
+    let (r, mut w) = socket_pair();
+    let args = ["./log"];
+    let mut p = spawn_on_socket(t.path(), &args, &r);
+    w.write_all(b"first line\nsecond line\nthird line, fir")
+        .unwrap();
+    must(LONG, "two complete lines written and consumed", || {
+        dir.is_dir() && count_lines(&dir) == 2 && unread(&r) == b"third line, fir"
+    });
+    // The unfinished line has been seen (it came in the same send as the two lines) but
+    // is not consumed.
+    p.kill_group();
+    w.write_all(b"st half\nfourth line\n").unwrap();
+    let mut p = spawn_on_socket(t.path(), &args, &r);
+    must(LONG, "the rest written", || count_lines(&dir) == 4);
+    w.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(r);
+    assert!(p.wait_timeout(LONG).expect("multilog exits").success());
+    assert_eq!(
+        String::from_utf8_lossy(&read_all_logs(&dir)),
+        "first line\nsecond line\nthird line, first half\nfourth line\n"
+    );
+    assert!(
+        fs::read_dir(&dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".u")),
+        "the killed run's current is archived as .u"
+    );
+}
+
+#[test]
+fn socket_stdin_sigkill_cycles_lose_nothing() {
+    // A writer streams lines in chunks that cut lines anywhere while multilog is killed 50
+    // times at random instants; every line must be in the logs (a line can appear twice:
+    // written just before a kill, not yet consumed; a kill inside a write can leave a cut
+    // copy at the end of a .u file).
+    let t = tempdir();
+    let dir = t.path().join("log");
+    let (r, mut w) = socket_pair();
+    let args = ["s4096", "n100000", "./log"];
+    let lines = 6000;
+    let writer = std::thread::spawn(move || {
+        let mut rng = Rng(99);
+        let mut all = Vec::new();
+        for i in 0..lines {
+            all.extend_from_slice(
+                format!("sock line {i} {}\n", "z".repeat(rng.below(150) as usize)).as_bytes(),
+            );
+        }
+        let mut pos = 0;
+        while pos < all.len() {
+            let n = (1 + rng.below(3000) as usize).min(all.len() - pos);
+            w.write_all(&all[pos..pos + n]).unwrap();
+            pos += n;
+            std::thread::sleep(Duration::from_micros(rng.below(300)));
+        }
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut rng = Rng(5);
+    for _ in 0..50 {
+        let mut p = spawn_on_socket(t.path(), &args, &r);
+        std::thread::sleep(Duration::from_micros(2000 + rng.below(20_000)));
+        p.kill_group();
+    }
+    let mut p = spawn_on_socket(t.path(), &args, &r);
+    writer.join().unwrap();
+    drop(r);
+    assert!(
+        p.wait_timeout(LONG)
+            .expect("final multilog exits")
+            .success()
+    );
+
+    let mut seen = vec![0usize; lines];
+    let mut cut = 0;
+    for e in fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if !(name.starts_with('@') || name == "current") {
+            continue;
+        }
+        let text = fs::read(dir.join(&name)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let mut parts: Vec<&str> = text.split('\n').collect();
+        let last = parts.pop().unwrap();
+        if !last.is_empty() {
+            assert!(name.ends_with(".u"), "{name} ends in a cut line {last:?}");
+            assert!(last.starts_with("sock line "), "garbage {last:?} in {name}");
+            cut += 1;
+        }
+        for l in parts {
+            let mut f = l.split(' ');
+            assert_eq!((f.next(), f.next()), (Some("sock"), Some("line")), "{l:?}");
+            let i: usize = f.next().unwrap().parse().unwrap();
+            let z = f.next().unwrap_or("");
+            assert!(z.bytes().all(|c| c == b'z') && f.next().is_none(), "{l:?}");
+            seen[i] += 1;
+        }
+    }
+    let missing: Vec<usize> = (0..lines).filter(|i| seen[*i] == 0).collect();
+    assert!(missing.is_empty(), "lines lost: {missing:?}");
+    let twice = seen.iter().filter(|n| **n > 1).count();
+    eprintln!("{twice} of {lines} lines logged twice, {cut} cut copies");
+}
+
+#[test]
+fn socket_stdin_sigterm_and_end_of_input() {
+    let t = tempdir();
+    let dir = t.path().join("log");
+    let (r, mut w) = socket_pair();
+    let args = ["./log"];
+    // SIGTERM in the middle of a line: that line is finished, what follows stays unread.
+    let mut p = spawn_on_socket(t.path(), &args, &r);
+    w.write_all(b"one\npart").unwrap();
+    must(LONG, "the first line written", || {
+        dir.is_dir() && count_lines(&dir) == 1 && unread(&r) == b"part"
+    });
+    p.signal(Signal::SIGTERM);
+    // Still waiting for the end of the line.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(p.wait_timeout(Duration::from_millis(1)), None);
+    w.write_all(b"ial\nafter\n").unwrap();
+    assert!(
+        p.wait_timeout(LONG)
+            .expect("exits after the line")
+            .success()
+    );
+    assert_eq!(read_all_logs(&dir), b"one\npartial\n");
+    assert_eq!(unread(&r), b"after\n");
+    // End of input after an unfinished line: it is logged with a newline added.
+    let mut p = spawn_on_socket(t.path(), &args, &r);
+    w.write_all(b"no newline").unwrap();
+    w.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(p.wait_timeout(LONG).expect("exits at the end").success());
+    assert_eq!(read_all_logs(&dir), b"one\npartial\nafter\nno newline\n");
+    assert_eq!(unread(&r), b"");
+}
