@@ -9,6 +9,11 @@
 //! the next scan if its directory is still there; a directory that disappears is forgotten
 //! once its supervise has exited — svscan never kills a supervise (use `svc -dx`).
 //!
+//! The "pipe" is a one-way Unix stream socket pair rather than a pipe(2): a service writes to
+//! it exactly as to a pipe, but our multilog can then peek at its input, write the lines, and
+//! only then consume them, so a SIGKILL of the logger at any instant loses no line (at worst
+//! a line is logged twice). Any other logger simply read(2)s it as it would a pipe.
+//!
 //! supervise is looked for next to svscan's own executable first, then on `$PATH`.
 //! Differences from daemontools, on purpose: a `log/` directory that appears after the service
 //! was first seen still gets its logger and pipe (the service's supervise keeps the stdout it
@@ -217,7 +222,7 @@ impl Scanner {
                 }
             };
             if has_log && s.pipe.is_none() {
-                match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                match log_channel() {
                     Ok(p) => s.pipe = Some(p),
                     Err(e) => {
                         warn(&format!("unable to create pipe: {}", nix_str(e)));
@@ -275,4 +280,20 @@ fn start(
         Ok(c) => Some(Pid::from_raw(c.id() as i32)),
         Err(e) => fail(&e),
     }
+}
+
+/// The service→logger channel: (read end, write end), both close-on-exec, each end shut down
+/// in the direction it must not be used in.
+fn log_channel() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, Shutdown, SockFlag, SockType, shutdown, socketpair};
+    use std::os::fd::AsRawFd;
+    let (r, w) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    shutdown(r.as_raw_fd(), Shutdown::Write)?;
+    shutdown(w.as_raw_fd(), Shutdown::Read)?;
+    Ok((r, w))
 }

@@ -288,3 +288,90 @@ fn svscanboot_runs_services_with_errors_in_readproctitle() {
     let kids = children_of(p.pid());
     assert!(kids.iter().any(|(_, c)| c.contains("svscan")), "{kids:?}");
 }
+
+/// With our multilog as the logger, SIGKILLs of the logger while the service streams lines
+/// lose no line: svscan's service→log channel is a socket pair, which multilog peeks, writes,
+/// then consumes. (Lines may be logged twice after a kill; none may be missing.)
+#[test]
+fn sigkilled_multilog_loses_no_line_of_a_streaming_service() {
+    let t = tempdir();
+    let sv = t.path().join("service");
+    // Stream numbered lines until told to stop (svc -d sends TERM), then mark the end.
+    write_exec(
+        &sv.join("a/run"),
+        "#!/bin/sh\ntrap 'echo end-$n; exit 0' TERM\nn=1\nwhile :; do echo \"line-$n\"; n=$((n+1)); done\n",
+    );
+    write_exec(
+        &sv.join("a/log/run"),
+        &format!(
+            "#!/bin/sh\nexec {} s16384 n1000 ./main\n",
+            bin("multilog").display()
+        ),
+    );
+    let _s = svscan(&sv, &t.path().join("err"));
+    let logdir = sv.join("a/log");
+    let lines = || -> Vec<String> {
+        let mut files: Vec<std::path::PathBuf> = fs::read_dir(logdir.join("main"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with('@') || n == "current"
+            })
+        });
+        files
+            .iter()
+            .flat_map(|f| {
+                fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    must(LONG, "service and logger up", || {
+        pid(&sv.join("a")).is_some() && pid(&logdir).is_some()
+    });
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = 7u64;
+    while kills < 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(pause));
+        pause = (pause * 7 + 3) % 41 + 5; // irregular 5..45 ms gaps
+        if let Some(p) = pid(&logdir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p as i32),
+                nix::sys::signal::SIGKILL,
+            );
+            kills += 1;
+            must(LONG, "logger restarted", || {
+                pid(&logdir).is_some_and(|q| q != p)
+            });
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills landed");
+    let out = run(Command::new(bin("svc")).arg("-d").arg(sv.join("a")));
+    assert!(out.status.success());
+    must(LONG, "the end marker logged", || {
+        lines().iter().any(|l| l.starts_with("end-"))
+    });
+    let all = lines();
+    let end: usize = all
+        .iter()
+        .find_map(|l| l.strip_prefix("end-"))
+        .and_then(|n| n.parse().ok())
+        .expect("end marker");
+    let got: std::collections::HashSet<&str> = all.iter().map(String::as_str).collect();
+    let missing: Vec<usize> = (1..end)
+        .filter(|n| !got.contains(format!("line-{n}").as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lines lost after {kills} kills, e.g. {:?}",
+        missing.len(),
+        end - 1,
+        &missing[..missing.len().min(10)]
+    );
+}
