@@ -54,6 +54,13 @@ pub fn collapse(output: &[u8]) -> Vec<u8> {
             _ => {}
         }
     }
+    recipient_report(recip, message)
+}
+
+/// One recipient's report from its r/h/s line (if any) and the message's K/Z/D line, with
+/// qmail-rspawn's rules: `h` forces D and `s` forces Z with the recipient's text; an accepted
+/// recipient takes the message's letter (its text first when the message was accepted).
+fn recipient_report(recip: Option<(u8, &[u8])>, message: Option<(u8, &[u8])>) -> Vec<u8> {
     let mut v = Vec::new();
     match (recip, message) {
         (None, None) => return b"Zqmail-remote produced no output.\n".to_vec(),
@@ -102,32 +109,7 @@ pub fn split(output: &[u8], n: usize) -> Vec<Vec<u8>> {
     }
     (0..n)
         .map(|i| {
-            let mut v = Vec::new();
-            match (recips.get(i).copied(), message) {
-                (None, None) => return b"Zqmail-remote produced no output.\n".to_vec(),
-                (Some((b'h', t)), _) => {
-                    v.push(b'D');
-                    v.extend_from_slice(t);
-                }
-                (Some((b's', t)), _) => {
-                    v.push(b'Z');
-                    v.extend_from_slice(t);
-                }
-                (Some((_, rt)), Some((b'K', mt))) => {
-                    v.push(b'K');
-                    v.extend_from_slice(rt);
-                    v.extend_from_slice(mt);
-                }
-                (_, Some((l, mt))) => {
-                    v.push(l);
-                    v.extend_from_slice(mt);
-                }
-                (Some((_, rt)), None) => {
-                    v.push(b'Z');
-                    v.extend_from_slice(rt);
-                    v.extend_from_slice(b"qmail-remote produced no message report.\n");
-                }
-            }
+            let mut v = recipient_report(recips.get(i).copied(), message);
             v.truncate(OUTPUT_CAP);
             v
         })

@@ -1,5 +1,8 @@
 //! Integration tests of the mta crate, one module per area.
 
+#[path = "it/common.rs"]
+mod common;
+
 #[path = "it/local.rs"]
 mod local;
 

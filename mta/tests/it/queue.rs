@@ -76,12 +76,7 @@ impl Q {
             nix::unistd::getegid().as_raw(),
         );
         if root {
-            fs::write(
-                home.join("ids"),
-                "alias:64001:64000\nqmaild:64002:64000\nqmaill:64003:64010\nqmailp:64004:64010\n\
-qmailq:64005:64000\nqmailr:64006:64000\nqmails:64007:64000\nqmail:64000:64000\nnofiles:64010:64010\n",
-            )
-            .unwrap();
+            crate::common::write_test_ids(&home, 64000);
         }
         let out = Command::new(bin("qmail-install"))
             .arg(&home)

@@ -1243,12 +1243,7 @@ impl Queue {
         let home = t.path().join("qmail");
         std::fs::create_dir(&home).unwrap();
         if nix::unistd::geteuid().is_root() {
-            std::fs::write(
-                home.join("ids"),
-                "alias:64201:64200\nqmaild:64202:64200\nqmaill:64203:64210\nqmailp:64204:64210\n\
-qmailq:64205:64200\nqmailr:64206:64200\nqmails:64207:64200\nqmail:64200:64200\nnofiles:64210:64210\n",
-            )
-            .unwrap();
+            crate::common::write_test_ids(&home, 64200);
         }
         let out = Command::new(bin("qmail-install"))
             .arg(&home)
