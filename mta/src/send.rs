@@ -33,8 +33,11 @@
 //! its own; a retry only tries the recipients not yet marked done. For queue administration a
 //! batch counts as a running delivery of each of its recipients.
 //!
-//! The main loop is [`Send::run`]: one `poll` over the spawner, trigger and signal descriptors,
-//! then at most one todo entry, then new deliveries. A later "hold" or metrics feature hooks
+//! The main loop is [`Send::run`]: one `poll` over the spawner, trigger, qmail-clean, signal and
+//! syncer descriptors, then at most one batch of todo entries, then new deliveries. A batch is
+//! preprocessed in the main loop (info/local/remote written) and fsynced by a background thread
+//! ([`Syncer`]), so deliveries keep starting and reports keep being read while the disk works;
+//! todo/N is removed only after the batch has come back from the syncer. A later "hold" or metrics feature hooks
 //! into [`Send::fill`] (which decides what to start) and [`Send::status`] (called after every
 //! change of the counts).
 
@@ -188,6 +191,98 @@ impl Prepared {
     }
 }
 
+/// What the syncer found for one batch of prepared todo entries.
+struct Synced {
+    /// Entries whose files and directories are all on disk.
+    ok: Vec<Prepared>,
+    /// Entries one of whose files could not be fsynced.
+    bad_files: Vec<Prepared>,
+    /// A directory that could not be fsynced (then nothing in the batch is `ok`).
+    bad_dir: Option<PathBuf>,
+}
+
+/// A thread that fsyncs preprocessed todo entries (their new files, then the directories that
+/// got the new entries) while the main loop goes on starting deliveries and reading reports.
+/// One batch is in flight at a time; entries that arrive meanwhile make the next batch bigger,
+/// so that one round of fsyncs covers more messages as the load grows. todo/N stays until the
+/// main loop gets the batch back, so the order "new files durable, then todo/N removed" holds.
+struct Syncer {
+    tx: std::sync::mpsc::Sender<Vec<Prepared>>,
+    rx: std::sync::mpsc::Receiver<Synced>,
+    /// Readable when a batch is back.
+    wake: std::os::unix::net::UnixStream,
+    /// The ids of the batch in flight.
+    busy: HashSet<u64>,
+    in_flight: bool,
+}
+
+impl Syncer {
+    fn start() -> io::Result<Syncer> {
+        let (tx, jobs) = std::sync::mpsc::channel::<Vec<Prepared>>();
+        let (done, rx) = std::sync::mpsc::channel::<Synced>();
+        let (wake, mut wake_w) = std::os::unix::net::UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        std::thread::Builder::new()
+            .name("todo-sync".into())
+            .spawn(move || {
+                while let Ok(batch) = jobs.recv() {
+                    if done.send(sync_batch(batch)).is_err() {
+                        return;
+                    }
+                    let _ = wake_w.write_all(b"+");
+                }
+            })?;
+        Ok(Syncer {
+            tx,
+            rx,
+            wake,
+            busy: HashSet::new(),
+            in_flight: false,
+        })
+    }
+}
+
+/// fsync every new file of the batch, then every directory that got a new entry — each step
+/// in parallel, so that the file system can commit them together.
+fn sync_batch(preps: Vec<Prepared>) -> Synced {
+    let failed: Vec<bool> = parallel(&preps, |p| {
+        p.files.iter().any(|(_, f)| f.sync_all().is_err())
+    });
+    let mut ok = Vec::with_capacity(preps.len());
+    let mut bad_files = Vec::new();
+    for (p, bad) in preps.into_iter().zip(failed) {
+        if bad {
+            bad_files.push(p);
+        } else {
+            ok.push(p);
+        }
+    }
+    let mut dirs: Vec<PathBuf> = ok
+        .iter()
+        .flat_map(|p| {
+            p.files
+                .iter()
+                .filter_map(|(f, _)| f.parent().map(Path::to_path_buf))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let bad_dirs: Vec<bool> = parallel(&dirs, |d| crate::util::fsync_dir(d).is_err());
+    let bad_dir = dirs
+        .iter()
+        .zip(&bad_dirs)
+        .find(|(_, b)| **b)
+        .map(|(d, _)| d.clone());
+    if bad_dir.is_some() {
+        bad_files.append(&mut ok);
+    }
+    Synced {
+        ok,
+        bad_files,
+        bad_dir,
+    }
+}
+
 /// Run `f` over `items` on a few threads; results in order.
 fn parallel<T: Sync, R: std::marker::Send + Default + Clone>(
     items: &[T],
@@ -293,6 +388,8 @@ pub struct Send {
     todo_cleaning: HashSet<u64>,
     /// Requests sent to qmail-clean, oldest first.
     clean_pending: std::collections::VecDeque<String>,
+    /// fsyncs preprocessed todo entries in the background.
+    syncer: Syncer,
     next_todo_scan: u64,
     next_cleanup: u64,
     /// Messages to look at again later (bounce injection failed, …): (time, id).
@@ -420,7 +517,11 @@ impl Send {
         let mut found: Vec<u64> = rd
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()))
-            .filter(|id| !self.todo_known.contains(id) && !self.todo_cleaning.contains(id))
+            .filter(|id| {
+                !self.todo_known.contains(id)
+                    && !self.todo_cleaning.contains(id)
+                    && !self.syncer.busy.contains(id)
+            })
             .collect();
         found.sort_unstable();
         for id in found {
@@ -549,24 +650,38 @@ impl Send {
         Some(prep)
     }
 
-    /// Preprocess a batch of todo entries. Every new file and then every directory that got a
-    /// new entry is fsynced — in parallel, so that the file system can commit them together —
-    /// before qmail-clean removes the todo entries.
+    /// Preprocess a batch of todo entries and hand them to the syncer; [`Send::synced`] takes
+    /// them back once their files and directories are on disk.
     fn do_todo_batch(&mut self, ids: Vec<u64>) {
-        let mut preps: Vec<Prepared> = ids
+        let preps: Vec<Prepared> = ids
             .into_iter()
             .filter_map(|id| self.prepare_todo(id))
             .collect();
         if preps.is_empty() {
             return;
         }
-        // 1. fsync the files.
-        let failed: Vec<bool> = parallel(&preps, |p| {
-            p.files.iter().any(|(_, f)| f.sync_all().is_err())
-        });
-        let mut ok = Vec::with_capacity(preps.len());
-        for (p, bad) in preps.drain(..).zip(failed) {
-            if bad {
+        let busy: HashSet<u64> = preps.iter().map(|p| p.id).collect();
+        if let Err(e) = self.syncer.tx.send(preps) {
+            // The thread is gone (it cannot be, short of a bug): do the work here.
+            let r = sync_batch(e.0);
+            self.synced(r);
+            return;
+        }
+        self.syncer.busy = busy;
+        self.syncer.in_flight = true;
+    }
+
+    /// A batch is back from the syncer: todo/N may go for every entry that is on disk.
+    fn synced(&mut self, r: Synced) {
+        self.syncer.busy.clear();
+        self.syncer.in_flight = false;
+        if let Some(d) = &r.bad_dir {
+            self.log(&format!(
+                "warning: trouble fsyncing {}; will try again later",
+                d.display()
+            ));
+        } else {
+            for p in &r.bad_files {
                 self.log(&format!(
                     "warning: trouble fsyncing {}; will try again later",
                     p.files
@@ -574,38 +689,16 @@ impl Send {
                         .map(|f| f.0.display().to_string())
                         .unwrap_or_default()
                 ));
-                p.remove();
-                self.retry_todo();
-            } else {
-                ok.push(p);
             }
         }
-        // 2. fsync the directories holding the new entries.
-        let mut dirs: Vec<PathBuf> = ok
-            .iter()
-            .flat_map(|p| {
-                p.files
-                    .iter()
-                    .filter_map(|(f, _)| f.parent().map(Path::to_path_buf))
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        let bad_dirs: Vec<bool> = parallel(&dirs, |d| crate::util::fsync_dir(d).is_err());
-        if let Some((d, _)) = dirs.iter().zip(&bad_dirs).find(|(_, b)| **b) {
-            self.log(&format!(
-                "warning: trouble fsyncing {}; will try again later",
-                d.display()
-            ));
-            for p in ok {
+        if !r.bad_files.is_empty() {
+            for p in &r.bad_files {
                 p.remove();
             }
             self.retry_todo();
-            return;
         }
-        // 3. todo/N may go now.
         let t = now();
-        for p in ok {
+        for p in r.ok {
             self.clean(&format!("todo/{}", p.id));
             let mut any = false;
             for c in 0..2 {
@@ -617,6 +710,15 @@ impl Send {
             if !any {
                 self.mess_done(p.id);
             }
+        }
+    }
+
+    /// Take back what the syncer has finished.
+    fn read_synced(&mut self) {
+        let mut b = [0u8; 64];
+        while matches!((&self.syncer.wake).read(&mut b), Ok(n) if n > 0) {}
+        while let Ok(r) = self.syncer.rx.try_recv() {
+            self.synced(r);
         }
     }
 
@@ -1239,7 +1341,7 @@ impl Send {
                 self.reread();
             }
             if self.exitasap {
-                if self.chans[0].used == 0 && self.chans[1].used == 0 {
+                if self.chans[0].used == 0 && self.chans[1].used == 0 && !self.syncer.in_flight {
                     return self.finish();
                 }
             } else {
@@ -1260,7 +1362,7 @@ impl Send {
                 if t >= self.next_cleanup {
                     self.cleanup_leftovers();
                 }
-                if !self.todo.is_empty() {
+                if !self.todo.is_empty() && !self.syncer.in_flight {
                     let n = self.todo.len().min(TODO_BATCH);
                     let batch: Vec<u64> = self.todo.drain(..n).collect();
                     self.do_todo_batch(batch);
@@ -1279,7 +1381,7 @@ impl Send {
         if self.exitasap {
             return 1000;
         }
-        if !self.todo.is_empty() {
+        if !self.todo.is_empty() && !self.syncer.in_flight {
             return 0;
         }
         let t = now();
@@ -1304,7 +1406,7 @@ impl Send {
 
     fn poll_once(&mut self, timeout: i32) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut revents = [PollFlags::empty(); 7];
+        let mut revents = [PollFlags::empty(); 8];
         {
             let mut fds = vec![
                 PollFd::new(self.sigpipe.as_fd(), PollFlags::POLLIN),
@@ -1331,6 +1433,7 @@ impl Send {
                 },
             ));
             fds.push(PollFd::new(self.clean_res.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.syncer.wake.as_fd(), PollFlags::POLLIN));
             let to = PollTimeout::try_from(timeout.max(0)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, to) {
                 Ok(_) => {}
@@ -1375,6 +1478,9 @@ impl Send {
         if any(revents[6]) {
             self.read_clean();
         }
+        if any(revents[7]) {
+            self.read_synced();
+        }
     }
 
     /// After TERM, once nothing runs: record retry times and leave.
@@ -1404,9 +1510,11 @@ impl Send {
 /// What queue administration (crate::qadmin) may do inside qmail-send.
 impl crate::qadmin::agent::SendCtl for Send {
     fn busy(&self, id: u64) -> bool {
-        self.chans
-            .iter()
-            .any(|ch| ch.pass == Some(id) || ch.jobs.contains_key(&id))
+        self.syncer.busy.contains(&id)
+            || self
+                .chans
+                .iter()
+                .any(|ch| ch.pass == Some(id) || ch.jobs.contains_key(&id))
     }
     fn stop_pass(&mut self, id: u64, deleting: bool) {
         for c in 0..2 {
@@ -1560,6 +1668,10 @@ pub fn main() -> i32 {
         mk(0, l_cmd, l_res, limits[0]),
         mk(1, r_cmd, r_res, limits[1]),
     ];
+    let syncer = match Syncer::start() {
+        Ok(s) => s,
+        Err(e) => return die_start(&mut log, &format!("unable to start a thread: {e}")),
+    };
     let mut s = Send {
         cfg: cfg.clone(),
         control,
@@ -1578,6 +1690,7 @@ pub fn main() -> i32 {
         todo_known: HashSet::new(),
         todo_cleaning: HashSet::new(),
         clean_pending: Default::default(),
+        syncer,
         next_todo_scan: 0,
         next_cleanup: 0,
         retry_done: Vec::new(),

@@ -1,7 +1,9 @@
-fn main() {
+#![no_main]
+fn inject() -> i32 {
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    std::process::exit(mta::inject::main(&args));
+    mta::inject::main(&args)
 }
+mta::fast_main!(inject);

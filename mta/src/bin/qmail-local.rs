@@ -1,3 +1,2 @@
-fn main() {
-    std::process::exit(mta::local::main());
-}
+#![no_main]
+mta::fast_main!(mta::local::main);
