@@ -392,7 +392,11 @@ mod tests {
         let p = d.path().join("ids");
         // Missing: nothing listed, lookups fall back to the password database.
         assert_eq!(ids_file(&p), Some(Vec::new()));
-        std::fs::write(&p, "# c\n\nalias:7001:7000\nqmaild:7002:7000\nalias:7003:7000\n").unwrap();
+        std::fs::write(
+            &p,
+            "# c\n\nalias:7001:7000\nqmaild:7002:7000\nalias:7003:7000\n",
+        )
+        .unwrap();
         let ids = ids_file(&p);
         assert_eq!(qmail_uid(ids.as_deref(), "alias"), Some(7003));
         assert_eq!(qmail_uid(ids.as_deref(), "qmaild"), Some(7002));
