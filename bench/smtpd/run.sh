@@ -6,12 +6,15 @@
 # usage: bench/smtpd/run.sh BINDIR [MESSAGES [SESSIONS]]
 #   BINDIR: rqmail's built programs (target/release); tcpserver from BINDIR when present,
 #   else Debian's /usr/bin/tcpserver.
+# BENCH_TMP: where the work directory is made (default /tmp). On this machine's journal-less
+# ext4 every file creation scans past the inodes deleted in the last minutes of its block
+# group, so where the queues and Maildirs live changes the figures (bench/RESULTS.md).
 # Prints one result line per server: messages, seconds until smtp-source finished (accepted),
 # seconds until the last message was in Maildir/new (delivered), and messages per second.
 set -e
 BIN=$(cd "$1" && pwd) M=${2:-20000} S=${3:-20}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/rqbench.XXXXXX); chmod 755 "$work"
+work=$(mktemp -d "${BENCH_TMP:-/tmp}/rqbench.XXXXXX"); chmod 755 "$work"
 # Ports: free ones picked at random unless given.
 pick_port() {
   while :; do

@@ -96,13 +96,54 @@ extern "C" fn on_alarm(_: libc::c_int) {
     unsafe { libc::_exit(exit::TIMEOUT) }
 }
 
+/// The `name:uid:gid` lines of `QMAILHOME/ids`, read as [`crate::ids::QmailIds::load`] reads
+/// them (a missing file lists nothing); `None` when that load would fail (unreadable file,
+/// malformed line), and then no name is looked up at all.
+fn ids_file(path: &Path) -> Option<Vec<(String, u32)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Vec::new()),
+        Err(_) => return None,
+    };
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() != 3 || f[2].parse::<u32>().is_err() {
+            return None;
+        }
+        v.push((f[0].to_string(), f[1].parse::<u32>().ok()?));
+    }
+    Some(v)
+}
+
+/// The uid of qmail user `name` as [`crate::ids::QmailIds::uid`] gives it: the ids file's last
+/// line for the name, else the password database.
+fn qmail_uid(ids: Option<&[(String, u32)]>, name: &str) -> Option<u32> {
+    let ids = ids?;
+    match ids.iter().rev().find(|(n, _)| n == name) {
+        Some(&(_, uid)) => Some(uid),
+        None => nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw()),
+    }
+    .filter(|&u| u != u32::MAX)
+}
+
+/// Our Received line. Only the users it names are looked up, and only until one matches
+/// (the same answer as loading every qmail user and group, without an NSS lookup for each).
 fn received_line(pid: u32, uid: u32, now: std::time::SystemTime) -> String {
-    let ids = crate::ids::QmailIds::load().unwrap_or_default();
-    let who = if ids.uid("alias") == Some(uid) {
+    let ids = ids_file(&crate::home::qmail_home().join("ids"));
+    let ids = ids.as_deref();
+    let who = if qmail_uid(ids, "alias") == Some(uid) {
         "by alias".to_string()
-    } else if ids.uid("qmaild") == Some(uid) {
+    } else if qmail_uid(ids, "qmaild") == Some(uid) {
         "from network".to_string()
-    } else if ids.uid("qmails") == Some(uid) {
+    } else if qmail_uid(ids, "qmails") == Some(uid) {
         "for bounce".to_string()
     } else {
         format!("by uid {uid}")
@@ -343,5 +384,30 @@ mod tests {
         long.extend_from_slice(b"\0\0");
         assert_eq!(code(&long), Some(exit::ADDR_TOO_LONG));
         assert_eq!(read_envelope(&mut &b"F\0\0"[..]).ok().unwrap(), b"F\0");
+    }
+
+    #[test]
+    fn ids_file_reads_like_qmail_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ids");
+        // Missing: nothing listed, lookups fall back to the password database.
+        assert_eq!(ids_file(&p), Some(Vec::new()));
+        std::fs::write(
+            &p,
+            "# c\n\nalias:7001:7000\nqmaild:7002:7000\nalias:7003:7000\n",
+        )
+        .unwrap();
+        let ids = ids_file(&p);
+        assert_eq!(qmail_uid(ids.as_deref(), "alias"), Some(7003));
+        assert_eq!(qmail_uid(ids.as_deref(), "qmaild"), Some(7002));
+        let q = crate::ids::QmailIds::load_from(&p).unwrap();
+        assert_eq!(q.uid("alias"), Some(7003));
+        // A malformed line makes QmailIds::load fail: then no name resolves.
+        std::fs::write(&p, "alias:7001:7000\nqmaild::7000\n").unwrap();
+        assert!(crate::ids::QmailIds::load_from(&p).is_err());
+        assert_eq!(ids_file(&p), None);
+        assert_eq!(qmail_uid(None, "alias"), None);
+        std::fs::write(&p, "alias:4294967295:7000\n").unwrap();
+        assert_eq!(qmail_uid(ids_file(&p).as_deref(), "alias"), None);
     }
 }

@@ -547,8 +547,8 @@ impl Session {
         self.io.out("354 go ahead\r\n");
         self.io.flush()?;
         let received = received_line(&self.cfg, self.fakehelo.as_deref(), SystemTime::now());
-        let mut qq_ok = qq.write_all(received.as_bytes()).is_ok();
-        let outcome = match self.blast(&mut qq, &mut qq_ok) {
+        let mut qq_ok = true;
+        let outcome = match self.blast(&mut qq, &mut qq_ok, received.as_bytes()) {
             Ok(o) => o,
             Err(e) => {
                 // The client vanished or timed out mid-DATA: queue nothing.
@@ -605,12 +605,19 @@ impl Session {
     }
 
     /// Read the message up to CRLF.CRLF, undo dot-stuffing and CRLF, count hops and bytes,
-    /// and write it to qmail-queue (in 64 KiB chunks).
-    fn blast(&mut self, qq: &mut QueueClient, qq_ok: &mut bool) -> Result<Blast, NetError> {
+    /// and write it after `received` (our Received line, not counted) to qmail-queue in
+    /// 64 KiB chunks: a small message goes in one write.
+    fn blast(
+        &mut self,
+        qq: &mut QueueClient,
+        qq_ok: &mut bool,
+        received: &[u8],
+    ) -> Result<Blast, NetError> {
         let limit = self.cfg.databytes;
         let mut stored: u64 = 0;
         let mut overflow = false;
-        let mut buf: Vec<u8> = Vec::with_capacity(65536);
+        let mut buf: Vec<u8> = Vec::with_capacity(65536 + received.len());
+        buf.extend_from_slice(received);
         // Header scanning (on the raw input, like qmail).
         let mut in_header = true;
         let mut pos: usize = 0;

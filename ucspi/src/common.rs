@@ -272,6 +272,116 @@ pub fn exec(argv: &[String], env: &[std::ffi::CString]) -> io::Error {
     }
 }
 
+/// Start `argv` as [`exec`] would run it from a forked child that first put `fd` on its
+/// descriptors 0 and 1 and called [`default_signals`]: posix_spawn(3) (posix_spawnp(3), with
+/// the same PATH search as execvp, when the name has no `/`), with the given environment.
+/// The child is left for the caller to reap. Unlike execvp, posix_spawnp does not run a file
+/// without `#!` through /bin/sh: that comes back as ENOEXEC.
+pub fn spawn(argv: &[String], env: &[std::ffi::CString], fd: std::os::fd::RawFd) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::mem::MaybeUninit;
+    use std::ptr;
+    let args: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_bytes())).collect();
+    let args = match args {
+        Ok(a) if !a.is_empty() => a,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad program name",
+            ));
+        }
+    };
+    let argp: Vec<*mut libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr() as *mut libc::c_char)
+        .chain(std::iter::once(ptr::null_mut()))
+        .collect();
+    let envp: Vec<*mut libc::c_char> = env
+        .iter()
+        .map(|e| e.as_ptr() as *mut libc::c_char)
+        .chain(std::iter::once(ptr::null_mut()))
+        .collect();
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    };
+    // SAFETY: the file-actions and attribute objects are initialised before use and destroyed
+    // exactly once below; every pointer handed to posix_spawn (path, argv, envp: NUL-terminated
+    // strings in null-terminated arrays) points into `args`, `argp`, `env` and `envp`, which
+    // outlive the call; the sigsets are initialised by sigemptyset before sigaddset.
+    // rt_sigaction with a null new action only reads the disposition into `k`, which is as
+    // large as the kernel's x86-64/aarch64 struct (4 words). glibc's sigset_t is 128 bytes whose
+    // first 8 bytes hold the bits of signals 1-64 (little-endian), so that word, read and written
+    // unaligned, stays inside the value.
+    unsafe {
+        let mut fa = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+        check(libc::posix_spawn_file_actions_init(fa.as_mut_ptr()))?;
+        let mut fa = fa.assume_init();
+        let mut at = MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        if let Err(e) = check(libc::posix_spawnattr_init(at.as_mut_ptr())) {
+            libc::posix_spawn_file_actions_destroy(&mut fa);
+            return Err(e);
+        }
+        let mut at = at.assume_init();
+        let mut def = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(def.as_mut_ptr());
+        let mut def = def.assume_init();
+        for sig in [libc::SIGPIPE, libc::SIGTERM, libc::SIGCHLD] {
+            libc::sigaddset(&mut def, sig);
+        }
+        // glibc's spawn child sets its two internal signals (32 and 33) to SIG_IGN unless they
+        // are in the default set, and an ignored signal stays ignored across exec; a forked
+        // child passes on the server's own disposition (default, or ignored if we were started
+        // with them ignored). sigaddset refuses these two, so their bits are set directly: the
+        // first 64-bit word of a glibc sigset_t holds signals 1-64, bit N-1 for signal N.
+        for sig in [32u32, 33] {
+            let mut k = [0u64; 4]; // struct kernel_sigaction: handler, flags, restorer, mask
+            let got = libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig as libc::c_long,
+                ptr::null::<u64>(),
+                k.as_mut_ptr(),
+                8 as libc::c_long,
+            );
+            if got == 0 && k[0] != libc::SIG_IGN as u64 {
+                let w = &mut def as *mut libc::sigset_t as *mut u64;
+                w.write_unaligned(w.read_unaligned() | 1u64 << (sig - 1));
+            }
+        }
+        let mut pid: libc::pid_t = 0;
+        let r = check(libc::posix_spawn_file_actions_adddup2(&mut fa, fd, 0))
+            .and_then(|()| check(libc::posix_spawn_file_actions_adddup2(&mut fa, fd, 1)))
+            .and_then(|()| check(libc::posix_spawnattr_setsigdefault(&mut at, &def)))
+            .and_then(|()| {
+                check(libc::posix_spawnattr_setflags(
+                    &mut at,
+                    libc::POSIX_SPAWN_SETSIGDEF as libc::c_short,
+                ))
+            })
+            .and_then(|()| {
+                let f = if argv[0].contains('/') {
+                    libc::posix_spawn
+                } else {
+                    libc::posix_spawnp
+                };
+                check(f(
+                    &mut pid,
+                    args[0].as_ptr(),
+                    &fa,
+                    &at,
+                    argp.as_ptr(),
+                    envp.as_ptr(),
+                ))
+            });
+        libc::posix_spawnattr_destroy(&mut at);
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        r
+    }
+}
+
 /// Reset SIGPIPE, SIGTERM and SIGCHLD to their default actions before exec (Rust ignores
 /// SIGPIPE, and an ignored signal stays ignored across exec).
 pub fn default_signals() {

@@ -12,13 +12,18 @@
 //! Additions: -4 and -6 choose the family for host `0`/`` (IPv4 by default; -6 listens on `::`,
 //! which also takes IPv4 connections). Log lines (stderr, -v) are ucspi-tcp's, byte for byte.
 //!
-//! The process stays single-threaded: children are made with fork(2), and the child does the
-//! name lookups, the ident query, the rules lookup and the logging before it execs the program,
-//! so a slow lookup never holds up the accept loop.
+//! The process stays single-threaded. When a connection needs a name lookup or an ident query
+//! (no -l, or -h, or -r), a banner (-B) or per-connection log lines (-v), the child is made with
+//! fork(2) and does that work and the rules lookup before it execs the program, so a slow lookup
+//! never holds up the accept loop. Otherwise (the usual `-H -R -l name` server) nothing can
+//! block but the read of the rules cdb: the server looks the rules up itself and starts the
+//! program with posix_spawn(3) (vfork-style: no copy of the server's memory), which makes each
+//! connection cheaper. What the program gets (descriptors, environment, signal dispositions) and
+//! what is logged are the same either way.
 
 use crate::common::{
     ConnInfo, build_env, canonical, default_signals, errtext, exec, forward_confirms, getopt,
-    ident, reverse_name, safe,
+    ident, reverse_name, safe, spawn,
 };
 use crate::rules::{Rules, Verdict};
 use std::io::{self, Write};
@@ -399,6 +404,18 @@ fn serve(o: &Opts, listener: socket2::Socket, signals: Signals, prog: &[String])
         let Some(remote) = peer.as_socket() else {
             continue;
         };
+        let mut conn = conn;
+        if direct_spawn(o) {
+            match spawn_conn(o, conn, remote, prog) {
+                Spawned::Child => {
+                    srv.children += 1;
+                    continue;
+                }
+                Spawned::Dropped => continue,
+                // A program posix_spawn cannot start but execvp can (a script without `#!`).
+                Spawned::NeedsFork(c) => conn = c,
+            }
+        }
         srv.children += 1;
         srv.status();
         // SAFETY: this process is single-threaded (no thread is ever spawned by tcpserver;
@@ -434,23 +451,95 @@ fn drop_conn(o: &Opts, msg: &str) -> ! {
     std::process::exit(111)
 }
 
-/// The rule for this connection (the default when there are no rules).
-fn check_rules(o: &Opts, ci: &ConnInfo) -> Verdict {
+/// The rule for this connection (the default when there are no rules), or why the
+/// connection must be dropped.
+fn lookup_rules(o: &Opts, ci: &ConnInfo) -> Result<Verdict, String> {
     let Some(path) = &o.rules else {
-        return Verdict::default();
+        return Ok(Verdict::default());
     };
     let unable = |e: &io::Error| format!("unable to read {}: {}", path.display(), errtext(e));
     match Rules::open(path) {
-        Ok(r) => match r.lookup(
-            &ci.remote_ip().to_string(),
-            ci.remotehost.as_deref(),
-            ci.remoteinfo.as_deref(),
-        ) {
-            Ok(v) => v,
-            Err(e) => drop_conn(o, &unable(&e)),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound && o.allow_norules => Verdict::default(),
-        Err(e) => drop_conn(o, &unable(&e)),
+        Ok(r) => r
+            .lookup(
+                &ci.remote_ip().to_string(),
+                ci.remotehost.as_deref(),
+                ci.remoteinfo.as_deref(),
+            )
+            .map_err(|e| unable(&e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && o.allow_norules => Ok(Verdict::default()),
+        Err(e) => Err(unable(&e)),
+    }
+}
+
+/// The rule for this connection, in the forked child (exits 111 when the rules are unreadable).
+fn check_rules(o: &Opts, ci: &ConnInfo) -> Verdict {
+    lookup_rules(o, ci).unwrap_or_else(|m| drop_conn(o, &m))
+}
+
+/// Can connections be started without a forked tcpserver child? Only when the child would do
+/// nothing that can block or that is visible: no name lookups (-l given, -H), no ident (-R),
+/// no banner, no per-connection log lines (below -v).
+fn direct_spawn(o: &Opts) -> bool {
+    o.verbosity < 2
+        && o.localname.is_some()
+        && !o.remotehost
+        && !o.remoteinfo
+        && o.banner.is_empty()
+}
+
+/// What [`spawn_conn`] did with the connection.
+enum Spawned {
+    /// The program runs.
+    Child,
+    /// Denied by the rules, or the program could not be started: closed (and logged as the
+    /// forked child would have).
+    Dropped,
+    /// posix_spawn refused the program with ENOEXEC: start it the fork-and-execvp way.
+    NeedsFork(socket2::Socket),
+}
+
+/// The fork path's child work for a connection that needs no lookups (see [`direct_spawn`]),
+/// done in the server, then the program started with posix_spawn.
+fn spawn_conn(o: &Opts, conn: socket2::Socket, remote: SocketAddr, prog: &[String]) -> Spawned {
+    let dropping = |msg: &str| {
+        if o.verbosity >= 1 {
+            log(&format!("tcpserver: warning: dropping connection, {msg}"));
+        }
+        Spawned::Dropped
+    };
+    if o.nodelay {
+        let _ = conn.set_tcp_nodelay(true);
+    }
+    let local = match conn.local_addr().map(|a| a.as_socket()) {
+        Ok(Some(a)) => a,
+        Ok(None) => return dropping("unable to get local address: not an IP socket"),
+        Err(e) => {
+            return dropping(&format!("unable to get local address: {}", errtext(&e)));
+        }
+    };
+    let ci = conn_info(
+        local,
+        remote,
+        o.localname.clone(),
+        false,
+        o.paranoid,
+        false,
+        Duration::from_secs(o.timeout),
+    );
+    let verdict = match lookup_rules(o, &ci) {
+        Ok(v) => v,
+        Err(m) => return dropping(&m),
+    };
+    if verdict.deny {
+        return Spawned::Dropped;
+    }
+    let mut changes = ci.env();
+    changes.extend(verdict.env.into_iter().map(|(k, v)| (k, Some(v))));
+    let env = build_env(&changes);
+    match spawn(prog, &env, conn.as_raw_fd()) {
+        Ok(()) => Spawned::Child,
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => Spawned::NeedsFork(conn),
+        Err(e) => dropping(&format!("unable to run {}: {}", prog[0], errtext(&e))),
     }
 }
 

@@ -809,3 +809,96 @@ fn verbosity_levels() {
     assert_eq!(srv_qq.log(), "");
     assert_eq!(srv_d.log(), "");
 }
+
+/// Without -v and lookups the server starts the program itself with posix_spawn; with -v a
+/// forked child does it. The program must not be able to tell the difference.
+#[test]
+fn spawned_and_forked_programs_get_the_same_process_state() {
+    let d = tempdir();
+    let script = d.path().join("state");
+    write_exec(
+        &script,
+        "#!/bin/sh\nenv | grep -E '^(PROTO|TCP|RULEVAR)' | grep -v PORT= | sort\n\
+         grep -E '^Sig(Blk|Ign)' /proc/self/status\nexec ls /proc/self/fd\n",
+    );
+    let (cdb, out) = tcprules(d.path(), "r", "127.:allow,RULEVAR=\"x y\"\n");
+    assert!(out.status.success(), "{out:?}");
+    let mut seen = Vec::new();
+    for quiet in [false, true] {
+        let mut opts = vec!["-R", "-H", "-lname", "-x", cdb.to_str().unwrap()];
+        if !quiet {
+            opts.push("-v");
+        }
+        let srv = Server::start(d.path(), &opts, "127.0.0.1", &[script.to_str().unwrap()]);
+        seen.push(read_all(srv.connect("127.0.0.1")));
+        if quiet {
+            assert_eq!(srv.log(), "", "quiet server logged");
+        }
+    }
+    assert!(seen[0].contains("RULEVAR=x y\n"), "{}", seen[0]);
+    assert!(seen[0].contains("TCPLOCALHOST=name\n"), "{}", seen[0]);
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
+fn spawned_programs_deny_and_errors_are_handled_as_by_the_child() {
+    let d = tempdir();
+    let script = env_script(d.path());
+    // Denied: the connection is closed at once, nothing logged below -v.
+    let (deny, out) = tcprules(d.path(), "deny", "127.:deny\n");
+    assert!(out.status.success(), "{out:?}");
+    let srv = Server::start(
+        d.path(),
+        &["-R", "-H", "-l0", "-x", deny.to_str().unwrap()],
+        "127.0.0.1",
+        &[script.to_str().unwrap()],
+    );
+    assert_eq!(read_all(srv.connect("127.0.0.1")), "");
+    // Unreadable rules and a program that cannot run: the forked child's warnings.
+    let missing = d.path().join("nonexistent.cdb");
+    let srv = Server::start(
+        d.path(),
+        &["-R", "-H", "-l0", "-x", missing.to_str().unwrap()],
+        "127.0.0.1",
+        &[script.to_str().unwrap()],
+    );
+    assert_eq!(read_all(srv.connect("127.0.0.1")), "");
+    srv.wait_log("warning", |l| !l.is_empty());
+    assert_eq!(
+        srv.log(),
+        format!(
+            "tcpserver: warning: dropping connection, unable to read {}: file does not exist\n",
+            missing.display()
+        )
+    );
+    let srv = Server::start(
+        d.path(),
+        &["-R", "-H", "-l0"],
+        "127.0.0.1",
+        &["/nonexistent/prog"],
+    );
+    assert_eq!(read_all(srv.connect("127.0.0.1")), "");
+    srv.wait_log("warning", |l| !l.is_empty());
+    assert_eq!(
+        srv.log(),
+        "tcpserver: warning: dropping connection, unable to run /nonexistent/prog: file does not exist\n"
+    );
+    // A script without #!: execvp runs it with /bin/sh, posix_spawn does not; still runs.
+    let bare = d.path().join("bare");
+    write_exec(&bare, "echo bare script ran\n");
+    let srv = Server::start(
+        d.path(),
+        &["-R", "-H", "-l0"],
+        "127.0.0.1",
+        &[bare.to_str().unwrap()],
+    );
+    assert_eq!(read_all(srv.connect("127.0.0.1")), "bare script ran\n");
+    // A program found through PATH.
+    let srv = Server::start(
+        d.path(),
+        &["-R", "-H", "-l0"],
+        "127.0.0.1",
+        &["echo", "via", "PATH"],
+    );
+    assert_eq!(read_all(srv.connect("127.0.0.1")), "via PATH\n");
+}
