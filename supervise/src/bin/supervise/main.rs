@@ -425,14 +425,17 @@ impl Supervisor {
                 n += 1;
             }
             // SAFETY: the first n entries of `fds` are initialised pollfds we own.
-            if let Err(e) = sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, ms) })
-            {
-                if !matches!(e, Error::Os(libc::EINTR)) {
+            match sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, ms) }) {
+                Ok(_) => {}
+                // Interrupted by a signal, SIGCHLD most likely: reap at once (nothing is
+                // marked ready; the self-pipe is drained on the next round).
+                Err(Error::Os(libc::EINTR)) => {}
+                Err(e) => {
                     warn(&[b"unable to poll: ", ErrText::new(e).as_bytes()]);
                     // SAFETY: no preconditions.
                     unsafe { libc::sleep(1) };
+                    continue;
                 }
-                continue;
             }
             let ready = |i: usize| fds[i].revents != 0;
             if ei.is_some_and(ready) {
@@ -440,7 +443,8 @@ impl Supervisor {
             }
             if ready(0) {
                 let mut buf = [0u8; 64];
-                while matches!(sys::read(self.sigpipe.0, &mut buf), Ok(n) if n > 0) {}
+                // a short read means the pipe is empty
+                while matches!(sys::read(self.sigpipe.0, &mut buf), Ok(n) if n == buf.len()) {}
             }
             self.reap();
             if ready(1) {
@@ -661,11 +665,11 @@ impl Supervisor {
             self.retry_later();
             return;
         }
-        drop(err_w);
         self.pid = child;
         self.when = sys::realtime();
         self.paused = false;
         self.announce();
+        drop(err_w);
         sys::unlink(c"supervise/ready");
         sys::set_nonblock(err_r.0);
         self.exec_err = Some(err_r);
