@@ -56,7 +56,18 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 // The libc crate leaves linking the C library to std when its "std" feature is on (as it is
 // in this workspace): without std, ask for it here.
+// Linked statically (`-C target-feature=+crt-static`), glibc's libc.a needs libgcc's
+// unwinder stubs, which std would have brought.
 #[link(name = "c")]
+#[cfg_attr(
+    target_feature = "crt-static",
+    link(name = "gcc_eh", kind = "static", modifiers = "-bundle")
+)]
+#[cfg_attr(
+    target_feature = "crt-static",
+    link(name = "gcc", kind = "static", modifiers = "-bundle")
+)]
+#[cfg_attr(target_feature = "crt-static", link(name = "c"))]
 unsafe extern "C" {}
 
 /// The prebuilt `core` names this personality routine in its unwind tables. With

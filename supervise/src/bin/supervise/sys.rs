@@ -64,17 +64,14 @@ impl ErrText {
                 Some(w) => t.push(w.as_bytes()),
                 None => {
                     // std's os::error_string: strerror_r (the XSI one, which the libc crate
-                    // binds) into 128 bytes, then "{text} (os error {n})".
+                    // binds) into 128 bytes, its text used whatever it returns ("Unknown
+                    // error N" for numbers it does not know), then "{text} (os error {n})".
                     let mut s = [0u8; 128];
                     // SAFETY: the buffer is valid for s.len() bytes; strerror_r writes a
                     // NUL-terminated string of at most that many bytes into it.
-                    let ok = unsafe { libc::strerror_r(n, s.as_mut_ptr().cast(), s.len()) } == 0;
-                    if ok {
-                        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-                        t.push(&s[..end]);
-                    } else {
-                        t.push(b"unknown error");
-                    }
+                    unsafe { libc::strerror_r(n, s.as_mut_ptr().cast(), s.len()) };
+                    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+                    t.push(&s[..end]);
                     t.push(b" (os error ");
                     let mut nb = [0u8; 12];
                     t.push(fmt_i32(n, &mut nb));
