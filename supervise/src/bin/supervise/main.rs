@@ -57,7 +57,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 // The libc crate leaves linking the C library to std when its "std" feature is on (as it is
 // in this workspace): without std, ask for it here.
 // Linked statically (`-C target-feature=+crt-static`), glibc's libc.a needs libgcc's
-// unwinder stubs, which std would have brought.
+// unwinder (which std would have brought), and that needs libc again.
 #[link(name = "c")]
 #[cfg_attr(
     target_feature = "crt-static",
