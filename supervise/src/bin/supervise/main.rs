@@ -628,7 +628,9 @@ impl Supervisor {
             }
         }
         // The child reports a failed exec through this pipe (closed on a successful exec).
-        let (err_r, err_w) = match sys::pipe(libc::O_CLOEXEC) {
+        // Non-blocking for our reads; the child's one 4-byte write into the empty pipe
+        // cannot fail with EAGAIN.
+        let (err_r, err_w) = match sys::pipe(libc::O_CLOEXEC | libc::O_NONBLOCK) {
             Ok(p) => p,
             Err(e) => {
                 warn(&[b"unable to create pipe: ", ErrText::new(e).as_bytes()]);
@@ -682,7 +684,6 @@ impl Supervisor {
         self.announce();
         drop(err_w);
         sys::unlink(c"supervise/ready");
-        sys::set_nonblock(err_r.0);
         self.exec_err = Some(err_r);
         if let Some((r, w, _)) = notify_pipe {
             drop(w);
