@@ -3,7 +3,7 @@
 # (`cargo build --release`, the default dynamically linked release build), vs Debian's
 # daemontools supervise, side by side in the same run.
 # Usage (from anywhere): bench/supervise/run.sh
-#   ROUNDS=N  kills per program (default 20)
+#   ROUNDS=N  kills per program (default 40)
 #   CHRT=1    run the measurement (python, both supervisors and their services) at real-time
 #             priority (chrt -f 10), so other jobs on a busy machine do not sit in the
 #             latencies; needs CAP_SYS_NICE
