@@ -82,23 +82,26 @@ const FINISH_TIMEOUT: u64 = 5 * SEC;
 const RESTART_GUARD: u64 = SEC;
 const HOUR: u64 = 3600 * SEC;
 
-fn fatal(parts: &[&[u8]]) -> c_int {
-    let mut all: [&[u8]; 8] = [b""; 8];
-    all[0] = b"supervise: fatal: ";
-    let n = parts.len().min(6);
+/// Most pieces a message has (`emit` writes at most this many plus prefix and newline).
+const MAX_PARTS: usize = 8;
+
+/// "supervise: LEVEL: " + `parts` + newline, in one write.
+fn say(level: &'static [u8], parts: &[&[u8]]) {
+    let mut all: [&[u8]; MAX_PARTS + 2] = [b""; MAX_PARTS + 2];
+    all[0] = level;
+    let n = parts.len().min(MAX_PARTS);
     all[1..=n].copy_from_slice(&parts[..n]);
     all[n + 1] = b"\n";
     emit(&all[..n + 2]);
+}
+
+fn fatal(parts: &[&[u8]]) -> c_int {
+    say(b"supervise: fatal: ", parts);
     111
 }
 
 fn warn(parts: &[&[u8]]) {
-    let mut all: [&[u8]; 8] = [b""; 8];
-    all[0] = b"supervise: warning: ";
-    let n = parts.len().min(6);
-    all[1..=n].copy_from_slice(&parts[..n]);
-    all[n + 1] = b"\n";
-    emit(&all[..n + 2]);
+    say(b"supervise: warning: ", parts);
 }
 
 /// What std's runtime did before `main` that can be observed: closed descriptors 0–2 are
@@ -341,32 +344,38 @@ impl Supervisor {
     /// Write `supervise/NAME.new` and rename it over `supervise/NAME`; a warning names the
     /// step that failed.
     fn replace_file(&self, new: &CStr, path: &CStr, name: &[u8], data: &[u8]) {
-        let fail = |what: &[u8], rest: &[u8], e: Error| {
+        let fail = |what: &[u8], e: Error| {
+            let et = ErrText::new(e);
             warn(&[
                 what,
                 self.dir,
                 b"/supervise/",
                 name,
-                rest,
-                ErrText::new(e).as_bytes(),
-            ])
+                b".new: ",
+                et.as_bytes(),
+            ]);
         };
         let f = match sys::open(new, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666) {
             Ok(f) => f,
-            Err(e) => return fail(b"unable to open ", b".new: ", e),
+            Err(e) => return fail(b"unable to open ", e),
         };
         if let Err(e) = sys::write_all(f.0, data) {
-            return fail(b"unable to write ", b".new: ", e);
+            return fail(b"unable to write ", e);
         }
         drop(f);
         // SAFETY: two NUL-terminated paths.
         if let Err(e) = sys::cvt(unsafe { libc::rename(new.as_ptr(), path.as_ptr()) }) {
-            let mut to = [0u8; 16];
-            let rest = b".new to ";
-            to[..rest.len()].copy_from_slice(rest);
-            to[rest.len()..rest.len() + name.len()].copy_from_slice(name);
-            to[rest.len() + name.len()..rest.len() + name.len() + 2].copy_from_slice(b": ");
-            fail(b"unable to rename ", &to[..rest.len() + name.len() + 2], e);
+            let et = ErrText::new(e);
+            warn(&[
+                b"unable to rename ",
+                self.dir,
+                b"/supervise/",
+                name,
+                b".new to ",
+                name,
+                b": ",
+                et.as_bytes(),
+            ]);
         }
     }
 

@@ -116,7 +116,7 @@ pub fn fmt_i32(n: i32, buf: &mut [u8; 12]) -> &[u8] {
 /// Write the concatenation of `parts` to stderr with one writev (the rest, if it was short,
 /// with further writes); errors are ignored, as there is nowhere else to report them.
 pub fn emit(parts: &[&[u8]]) {
-    const MAX: usize = 8;
+    const MAX: usize = 16;
     let mut iov = [libc::iovec {
         iov_base: core::ptr::null_mut(),
         iov_len: 0,
