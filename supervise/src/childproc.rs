@@ -1,7 +1,8 @@
 //! Starting children with a fresh process state: every signal disposition back to its
 //! default and an empty signal mask, whatever the parent had ignored or blocked (caught
-//! signals reset themselves at exec; ignored ones are reset explicitly). Used by
-//! supervise (for ./run and ./finish) and svscan (for supervise).
+//! signals reset themselves at exec; ignored ones are reset explicitly). Used by svscan (for
+//! supervise); the std-free supervise program (for ./run and ./finish) calls the same
+//! `reset_in_child` and `scan_ignored` from src/shared.rs.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
