@@ -12,17 +12,7 @@ pub const COMMANDS: &[u8] = b"udopchaitkx12";
 
 /// The signal a command letter delivers to the service (for the pure signal letters).
 pub fn signal_for(c: u8) -> Option<nix::sys::signal::Signal> {
-    use nix::sys::signal::Signal::*;
-    Some(match c {
-        b'a' => SIGALRM,
-        b'h' => SIGHUP,
-        b'i' => SIGINT,
-        b't' => SIGTERM,
-        b'k' => SIGKILL,
-        b'1' => SIGUSR1,
-        b'2' => SIGUSR2,
-        _ => return None,
-    })
+    crate::shared::signal_for_letter(c).and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
 }
 
 /// Open a fifo for writing without blocking; `Err(ENXIO)` when nobody reads it.

@@ -1,7 +1,9 @@
 //! daemontools-compatible supervision: the `supervise/status` and `supervise/control`
-//! formats (kept here, once), and the library code behind supervise, svc, svstat, svok and the
-//! run-script chain-loaders (setuidgid, envuidgid, envdir, softlimit, setlock, pgrphack,
-//! fghack).
+//! formats (kept here, once: src/shared.rs), and the library code behind svc, svstat, svok,
+//! svscan and the run-script chain-loaders (setuidgid, envuidgid, envdir, softlimit, setlock,
+//! pgrphack, fghack). The `supervise` program itself (src/bin/supervise/) is built without
+//! std, so it does not link this library; it includes src/shared.rs for the byte formats,
+//! the error wording and the reset of a child's signal state.
 //!
 //! Where we differ from daemontools 0.76 on purpose (all additions, nothing removed):
 //! - supervise runs `./finish CODE SIGNAL` after each exit of `./run` (daemontools-encore/runit);
@@ -15,8 +17,8 @@ pub mod chain;
 pub mod childproc;
 pub mod control;
 pub mod errstr;
+mod shared;
 pub mod status;
-pub mod supervisor;
 pub mod svc;
 pub mod svok;
 pub mod svstat;

@@ -11,10 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Length of the status file.
-pub const STATUS_LEN: usize = 18;
-/// Length of the ready file.
-pub const READY_LEN: usize = 16;
+pub use crate::shared::{READY_LEN, STATUS_LEN};
 
 /// What the service wants, byte 17.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,16 +42,12 @@ pub enum ReadError {
 
 impl Status {
     pub fn encode(&self) -> [u8; STATUS_LEN] {
-        let mut b = [0u8; STATUS_LEN];
-        b[..12].copy_from_slice(&tai::encode(self.when));
-        b[12..16].copy_from_slice(&self.pid.to_le_bytes());
-        b[16] = u8::from(self.paused);
-        b[17] = match self.want {
+        let want = match self.want {
             Want::Up => b'u',
             Want::Down => b'd',
             Want::Nothing => 0,
         };
-        b
+        crate::shared::status_bytes(tai::encode(self.when), self.pid, self.paused, want)
     }
 
     /// Decode; anything but exactly 18 bytes is a bad format.
@@ -113,10 +106,7 @@ pub struct Ready {
 
 impl Ready {
     pub fn encode(&self) -> [u8; READY_LEN] {
-        let mut b = [0u8; READY_LEN];
-        b[..12].copy_from_slice(&tai::encode(self.when));
-        b[12..].copy_from_slice(&self.pid.to_le_bytes());
-        b
+        crate::shared::ready_bytes(tai::encode(self.when), self.pid)
     }
 
     pub fn decode(b: &[u8]) -> Option<Ready> {

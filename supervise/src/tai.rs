@@ -3,15 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const TAI_OFFSET: u64 = (1u64 << 62) + 10;
-
 /// Encode a time as the 12-byte TAI64N label.
 pub fn encode(t: SystemTime) -> [u8; 12] {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let mut out = [0u8; 12];
-    out[..8].copy_from_slice(&(TAI_OFFSET.wrapping_add(d.as_secs())).to_be_bytes());
-    out[8..].copy_from_slice(&d.subsec_nanos().to_be_bytes());
-    out
+    crate::shared::tai_encode(d.as_secs(), d.subsec_nanos())
 }
 
 /// Decode a 12-byte TAI64N label; labels before the epoch map to the epoch, nanoseconds
@@ -19,7 +14,7 @@ pub fn encode(t: SystemTime) -> [u8; 12] {
 pub fn decode(b: &[u8; 12]) -> SystemTime {
     let mut s = [0u8; 8];
     s.copy_from_slice(&b[..8]);
-    let secs = u64::from_be_bytes(s).saturating_sub(TAI_OFFSET);
+    let secs = crate::shared::tai_unix_secs(u64::from_be_bytes(s));
     let mut n = [0u8; 4];
     n.copy_from_slice(&b[8..]);
     let nanos = u32::from_be_bytes(n).min(999_999_999);

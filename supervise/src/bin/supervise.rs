@@ -1,3 +1,0 @@
-fn main() {
-    std::process::exit(supervise::supervisor::main(std::env::args_os().collect()));
-}
