@@ -14,7 +14,8 @@ COUNTS=${*:-"1 2 5 10 20"}
 
 cargo build --release -q -p mta
 R=$PWD/target/release
-W=$(mktemp -d /var/tmp/rqmail-bench.XXXXXX)
+# BENCH_TMP: where the work directory is made (default /var/tmp); see bench/smtpd/journaled-fs.sh
+W=$(mktemp -d "${BENCH_TMP:-/var/tmp}/rqmail-bench.XXXXXX")
 chmod 755 "$W"
 UIDN=64201; GIDN=64200
 cleanup() {
