@@ -58,6 +58,31 @@ use crate::stamp::{Clock, tai64n_label};
 const BUF: usize = 512;
 /// daemontools' chunk size for large direct writes.
 const OUTSIZE: usize = 8192;
+/// Start the writeback of `current` every this many bytes (see [`Cyclog::start_writeback`]).
+const WRITEBACK: u64 = 2 << 20;
+const PAGE: u64 = 4096;
+
+/// The thread that starts the writeback of `current` as it grows.
+enum Writeback {
+    /// Not started yet (the first [`WRITEBACK`] bytes start it).
+    NotYet,
+    Thread(std::sync::mpsc::Sender<(Arc<File>, u64, u64)>),
+    /// Could not be started: the fsyncs do all the writing, as without it.
+    Off,
+}
+
+/// `sync_file_range(f, off, len, SYNC_FILE_RANGE_WRITE)`: start writing those bytes to disk.
+/// Best effort; errors are left for the fsync to report.
+fn write_back(f: &File, off: u64, len: u64) {
+    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: plain system call on integers; the descriptor is open for the whole call
+    // because `f` borrows a `File` that the caller's `Arc` keeps alive.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
 
 /// How long to wait before retrying a failed step.
 pub const PAUSE: Duration = Duration::from_secs(1);
@@ -96,10 +121,15 @@ pub struct Cyclog {
     /// The background thread finishing the last rotation (directories without processor).
     pending: Option<JoinHandle<()>>,
     _lock: Flock<File>,
-    /// `None` only while the start-up clean-up runs.
-    current: Option<File>,
+    /// `None` only while the start-up clean-up runs. Shared with the writeback thread.
+    current: Option<Arc<File>>,
     /// Bytes in `current` as daemontools counts them.
     bytes: u64,
+    /// Bytes really written to `current` (its length), and how far its writeback has been
+    /// started (see [`Cyclog::start_writeback`]).
+    written: u64,
+    queued: u64,
+    writeback: Writeback,
     /// Output not yet written: `out[phys..lw]` is logically written (daemontools' write
     /// function saw it), `out[lw..pend]` sits in the logical 512-byte buffer.
     out: Vec<u8>,
@@ -164,8 +194,10 @@ impl Cyclog {
                         ))
                     })?;
                 let bytes = m.len();
-                let mut c = Cyclog::assemble(spec, dir, lock, Some(f));
+                let mut c = Cyclog::assemble(spec, dir, lock, Some(Arc::new(f)));
                 c.bytes = bytes;
+                c.written = bytes;
+                c.queued = bytes & !(PAGE - 1);
                 return Ok(c);
             }
             Ok(_) => {}
@@ -231,13 +263,13 @@ impl Cyclog {
                     io_text(&e)
                 ))
             })?;
-        c.current = Some(f);
+        c.current = Some(Arc::new(f));
         c.bytes = 0;
         c.arch.sync_dir();
         Ok(c)
     }
 
-    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<File>) -> Cyclog {
+    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<Arc<File>>) -> Cyclog {
         Cyclog {
             arch: Arc::new(Archiver {
                 spec: spec.clone(),
@@ -248,6 +280,9 @@ impl Cyclog {
             _lock: lock,
             current,
             bytes: 0,
+            written: 0,
+            queued: 0,
+            writeback: Writeback::NotYet,
             out: Vec::with_capacity(1 << 18),
             phys: 0,
             lw: 0,
@@ -360,7 +395,11 @@ impl Cyclog {
     fn ensure_current(&mut self) {
         while self.current.is_none() {
             match open_append(&self.spec.path.join("current")) {
-                Ok(f) => self.current = Some(f),
+                Ok(f) => {
+                    self.written = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    self.queued = self.written & !(PAGE - 1);
+                    self.current = Some(Arc::new(f));
+                }
                 Err(e) => pause(&format!(
                     "unable to create {}, pausing: {}",
                     self.file_name("current"),
@@ -384,12 +423,15 @@ impl Cyclog {
         while self.phys < upto {
             self.ensure_current();
             let Some(cur) = &self.current else { continue };
-            match (&*cur).write(&self.out[self.phys..upto]) {
+            match (&**cur).write(&self.out[self.phys..upto]) {
                 Ok(0) => pause(&format!(
                     "unable to write to {}, pausing: wrote nothing",
                     self.file_name("current")
                 )),
-                Ok(n) => self.phys += n,
+                Ok(n) => {
+                    self.phys += n;
+                    self.written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => pause(&format!(
                     "unable to write to {}, pausing: {}",
@@ -410,6 +452,41 @@ impl Cyclog {
             self.phys = 0;
             self.lw = 0;
             self.pend = 0;
+        }
+        self.start_writeback();
+    }
+
+    /// Once [`WRITEBACK`] more bytes of `current` are written, have the writeback thread
+    /// start writing them to disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`: no wait, no
+    /// metadata, and no error is consumed, so the fsync at rotation or exit still sees any).
+    /// That fsync then finds little left to write, and the disk works while we go on.
+    /// Whole pages only: the last, partial page is still being appended to.
+    fn start_writeback(&mut self) {
+        let end = self.written & !(PAGE - 1);
+        if end < self.queued + WRITEBACK {
+            return;
+        }
+        let Some(cur) = &self.current else { return };
+        let job = (Arc::clone(cur), self.queued, end - self.queued);
+        self.queued = end;
+        if let Writeback::NotYet = self.writeback {
+            let (tx, rx) = std::sync::mpsc::channel::<(Arc<File>, u64, u64)>();
+            let spawned = std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || {
+                    for (f, off, len) in rx {
+                        write_back(&f, off, len);
+                    }
+                });
+            self.writeback = match spawned {
+                Ok(_) => Writeback::Thread(tx),
+                Err(_) => Writeback::Off,
+            };
+        }
+        if let Writeback::Thread(tx) = &self.writeback
+            && tx.send(job).is_err()
+        {
+            self.writeback = Writeback::Off;
         }
     }
 
@@ -498,8 +575,10 @@ impl Cyclog {
                 )),
             }
         };
-        let old = self.current.replace(f);
+        let old = self.current.replace(Arc::new(f));
         self.bytes = 0;
+        self.written = 0;
+        self.queued = 0;
         while let Err(e) = self
             .current_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
@@ -510,10 +589,13 @@ impl Cyclog {
                 io_text(&e)
             ));
         }
-        self.arch.sync_dir();
         if background {
             let arch = Arc::clone(&self.arch);
             let job = move || {
+                // The rename and the new `current` reach the disk before `previous` is
+                // archived, as before; our writes to the new `current` go on meanwhile but
+                // are fsynced only at the next rotation or the exit, which wait for us.
+                arch.sync_dir();
                 if let Some(old) = old {
                     while let Err(e) = old.sync_all() {
                         pause(&format!(
@@ -547,6 +629,7 @@ impl Cyclog {
             }
             return;
         }
+        self.arch.sync_dir();
         drop(old);
         self.arch.set_mode("previous", 0o744);
         self.run_processor();
