@@ -25,11 +25,17 @@
 //! `state` on fd 4, `newstate` on fd 5), fsync + chmod 744 `processed`, fsync `newstate`,
 //! unlink `previous`, rename `newstate` → `state`, link `processed` to `@….s`, unlink it →
 //! fsync the directory → remove the oldest archives beyond `n` (and beyond `S` bytes).
-//! Without a processor we rename first and let a background thread do "fsync `previous` →
-//! chmod 744 → link `@….s` → unlink → fsync the directory → clean-up" while the main thread
-//! writes the new `current` (daemontools fsyncs before the rename and waits); the next
-//! rotation and the exit wait for that thread. An archive is still never named `.s` before
-//! its data is on disk, and a `previous` left by a crash is archived as `.u` at the next start.
+//! Without a processor we rename first and let the directory's background thread do "fsync
+//! the directory → fsync `previous` → chmod 744 → link `@….s` → unlink → fsync the
+//! directory → clean-up" while the main thread writes the new `current` (daemontools fsyncs
+//! before the rename and waits); the next rotation waits until `previous` is gone, the exit
+//! until the clean-up is done too. An archive is still never named `.s` before its data is
+//! on disk, and a `previous` left by a crash is archived as `.u` at the next start.
+//!
+//! ## Writeback
+//! The same thread starts the writeback of `current` every 2 MiB as it grows
+//! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the disk writes while we go on and the
+//! fsync at rotation or exit (still done, as before) finds little left to write.
 //! A kill at any point leaves files that the next start finishes as daemontools does:
 //! a 744 `processed` becomes `.s` (its `previous` is dropped), otherwise `previous` becomes
 //! `.u`; a `current` not marked 744 becomes `.u`. Every step that fails is retried after a
@@ -46,7 +52,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -62,13 +68,53 @@ const OUTSIZE: usize = 8192;
 const WRITEBACK: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 
-/// The thread that starts the writeback of `current` as it grows.
-enum Writeback {
-    /// Not started yet (the first [`WRITEBACK`] bytes start it).
+/// A directory's background thread, started at the first need; it runs its jobs in order.
+enum Worker {
     NotYet,
-    Thread(std::sync::mpsc::Sender<(Arc<File>, u64, u64)>),
-    /// Could not be started: the fsyncs do all the writing, as without it.
+    Running(Sender<Job>),
+    /// Could not be started: rotations are finished in the main thread and the fsyncs do
+    /// all the writing.
     Off,
+}
+
+enum Job {
+    /// Start writing these bytes of a file to disk ([`write_back`]).
+    WriteBack(Arc<File>, u64, u64),
+    /// Finish a rotation without processor: fsync the directory, fsync `previous` (the file
+    /// given, or reopened by name), mode 744, link `@….s`, unlink `previous`, fsync the
+    /// directory; then report on the channel (`previous` is gone, the next rotation may
+    /// go on) and remove the oldest archives.
+    Rotate(Option<Arc<File>>, Sender<()>),
+    /// Report on the channel: every job before this one is done.
+    Drain(Sender<()>),
+}
+
+/// The rotation job: see [`Job::Rotate`]. Without a worker thread, the caller runs it.
+fn rotate_job(
+    arch: &Archiver,
+    old: Option<Arc<File>>,
+    clock: &mut Clock,
+    done: Option<Sender<()>>,
+) {
+    // The rename and the new `current` reach the disk before `previous` is archived, as
+    // before; the main thread's writes to the new `current` go on meanwhile but are fsynced
+    // only at the next rotation or the exit, which wait for `done`.
+    arch.sync_dir();
+    if let Some(old) = old {
+        while let Err(e) = old.sync_all() {
+            pause(&format!(
+                "unable to write {} to disk, pausing: {}",
+                arch.file_name("previous"),
+                io_text(&e)
+            ));
+        }
+    }
+    arch.set_mode("previous", 0o744);
+    arch.archive("previous", b's', clock);
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+    arch.cleanup();
 }
 
 /// `sync_file_range(f, off, len, SYNC_FILE_RANGE_WRITE)`: start writing those bytes to disk.
@@ -118,10 +164,11 @@ pub struct Fatal(pub String);
 pub struct Cyclog {
     spec: DirSpec,
     arch: Arc<Archiver>,
-    /// The background thread finishing the last rotation (directories without processor).
-    pending: Option<JoinHandle<()>>,
+    /// Reports when the background thread has finished the last rotation's `previous`
+    /// (directories without processor).
+    pending: Option<Receiver<()>>,
     _lock: Flock<File>,
-    /// `None` only while the start-up clean-up runs. Shared with the writeback thread.
+    /// `None` only while the start-up clean-up runs. Shared with the worker thread.
     current: Option<Arc<File>>,
     /// Bytes in `current` as daemontools counts them.
     bytes: u64,
@@ -129,7 +176,7 @@ pub struct Cyclog {
     /// started (see [`Cyclog::start_writeback`]).
     written: u64,
     queued: u64,
-    writeback: Writeback,
+    worker: Worker,
     /// Output not yet written: `out[phys..lw]` is logically written (daemontools' write
     /// function saw it), `out[lw..pend]` sits in the logical 512-byte buffer.
     out: Vec<u8>,
@@ -282,7 +329,7 @@ impl Cyclog {
             bytes: 0,
             written: 0,
             queued: 0,
-            writeback: Writeback::NotYet,
+            worker: Worker::NotYet,
             out: Vec::with_capacity(1 << 18),
             phys: 0,
             lw: 0,
@@ -456,7 +503,7 @@ impl Cyclog {
         self.start_writeback();
     }
 
-    /// Once [`WRITEBACK`] more bytes of `current` are written, have the writeback thread
+    /// Once [`WRITEBACK`] more bytes of `current` are written, have the worker thread
     /// start writing them to disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`: no wait, no
     /// metadata, and no error is consumed, so the fsync at rotation or exit still sees any).
     /// That fsync then finds little left to write, and the disk works while we go on.
@@ -467,26 +514,44 @@ impl Cyclog {
             return;
         }
         let Some(cur) = &self.current else { return };
-        let job = (Arc::clone(cur), self.queued, end - self.queued);
+        let job = Job::WriteBack(Arc::clone(cur), self.queued, end - self.queued);
         self.queued = end;
-        if let Writeback::NotYet = self.writeback {
-            let (tx, rx) = std::sync::mpsc::channel::<(Arc<File>, u64, u64)>();
+        let _ = self.send(job);
+    }
+
+    /// Hand `job` to the worker thread (starting it if need be); gives the job back when
+    /// there is no worker.
+    fn send(&mut self, job: Job) -> Result<(), Job> {
+        if let Worker::NotYet = self.worker {
+            let (tx, rx) = channel::<Job>();
+            let arch = Arc::clone(&self.arch);
             let spawned = std::thread::Builder::new()
-                .name("writeback".into())
+                .name("multilog-bg".into())
                 .spawn(move || {
-                    for (f, off, len) in rx {
-                        write_back(&f, off, len);
+                    let mut clock = Clock::new();
+                    for job in rx {
+                        match job {
+                            Job::WriteBack(f, off, len) => write_back(&f, off, len),
+                            Job::Rotate(old, done) => {
+                                rotate_job(&arch, old, &mut clock, Some(done))
+                            }
+                            Job::Drain(done) => {
+                                let _ = done.send(());
+                            }
+                        }
                     }
                 });
-            self.writeback = match spawned {
-                Ok(_) => Writeback::Thread(tx),
-                Err(_) => Writeback::Off,
+            self.worker = match spawned {
+                Ok(_) => Worker::Running(tx),
+                Err(_) => Worker::Off,
             };
         }
-        if let Writeback::Thread(tx) = &self.writeback
-            && tx.send(job).is_err()
-        {
-            self.writeback = Writeback::Off;
+        match &self.worker {
+            Worker::Running(tx) => tx.send(job).map_err(|e| {
+                self.worker = Worker::Off;
+                e.0
+            }),
+            _ => Err(job),
         }
     }
 
@@ -515,8 +580,13 @@ impl Cyclog {
             ));
         }
         // `previous` must be archived before `current` is marked clean: a start that finds a
-        // 744 `current` does not look for leftovers.
+        // 744 `current` does not look for leftovers. The removal of old archives after it
+        // is finished too, so the directory is complete when we exit.
         self.join_pending();
+        let (tx, rx) = channel();
+        if self.send(Job::Drain(tx)).is_ok() {
+            let _ = rx.recv();
+        }
         while let Err(e) = self
             .current_file()
             .set_permissions(fs::Permissions::from_mode(0o744))
@@ -529,10 +599,10 @@ impl Cyclog {
         }
     }
 
-    /// Wait for the background archiving of the previous rotation.
+    /// Wait until the background thread has archived the previous rotation's `previous`.
     fn join_pending(&mut self) {
-        if let Some(h) = self.pending.take()
-            && h.join().is_err()
+        if let Some(rx) = self.pending.take()
+            && rx.recv().is_err()
         {
             warn(&format!(
                 "archiving previous in {} failed; the next start finishes it",
@@ -590,42 +660,15 @@ impl Cyclog {
             ));
         }
         if background {
-            let arch = Arc::clone(&self.arch);
-            let job = move || {
-                // The rename and the new `current` reach the disk before `previous` is
-                // archived, as before; our writes to the new `current` go on meanwhile but
-                // are fsynced only at the next rotation or the exit, which wait for us.
-                arch.sync_dir();
-                if let Some(old) = old {
-                    while let Err(e) = old.sync_all() {
-                        pause(&format!(
-                            "unable to write {} to disk, pausing: {}",
-                            arch.file_name("previous"),
-                            io_text(&e)
-                        ));
-                    }
-                }
-                arch.set_mode("previous", 0o744);
-                arch.finish("previous", b's', &mut Clock::new());
-            };
-            let job = std::sync::Mutex::new(Some(job));
-            let job = Arc::new(job);
-            let j2 = Arc::clone(&job);
-            let spawned = std::thread::Builder::new()
-                .name("archive".into())
-                .spawn(move || {
-                    if let Some(f) = j2.lock().ok().and_then(|mut g| g.take()) {
-                        f();
-                    }
-                });
-            match spawned {
-                Ok(h) => self.pending = Some(h),
-                Err(_) => {
+            let (tx, rx) = channel();
+            match self.send(Job::Rotate(old, tx)) {
+                Ok(()) => self.pending = Some(rx),
+                Err(Job::Rotate(old, _)) => {
                     // No thread: do it here.
-                    if let Some(f) = job.lock().ok().and_then(|mut g| g.take()) {
-                        f();
-                    }
+                    let arch = Arc::clone(&self.arch);
+                    rotate_job(&arch, old, clock, None);
                 }
+                Err(_) => {}
             }
             return;
         }
@@ -868,6 +911,13 @@ impl Archiver {
     /// Archive `file` as `@<now>.<code>` (unless it is already linked there), remove it, and
     /// drop the oldest archives beyond `n` and `S`.
     pub fn finish(&self, file: &str, code: u8, clock: &mut Clock) {
+        self.archive(file, code, clock);
+        self.cleanup();
+    }
+
+    /// Archive `file` as `@<now>.<code>` (unless it is already linked there), remove it and
+    /// fsync the directory.
+    fn archive(&self, file: &str, code: u8, clock: &mut Clock) {
         let p = self.spec.path.clone();
         let src = p.join(file);
         let meta = loop {
@@ -911,7 +961,6 @@ impl Archiver {
             }
         }
         self.sync_dir();
-        self.cleanup();
     }
 
     /// Remove the oldest `@…` files while `n` or more remain, then while their total size
