@@ -98,17 +98,37 @@ fn rotate_job(
 ) {
     // The rename and the new `current` reach the disk before `previous` is archived, as
     // before; the main thread's writes to the new `current` go on meanwhile but are fsynced
-    // only at the next rotation or the exit, which wait for `done`.
-    arch.sync_dir();
-    if let Some(old) = old {
-        while let Err(e) = old.sync_all() {
-            pause(&format!(
-                "unable to write {} to disk, pausing: {}",
-                arch.file_name("previous"),
-                io_text(&e)
-            ));
+    // only at the next rotation or the exit, which wait for `done`. The directory's fsync
+    // and `previous`'s are independent, so they run at the same time (each waits for a
+    // cache flush of the disk, which is slow when the disk is busy); both are done before
+    // `previous` gets its archive name.
+    let sync_previous = || {
+        if let Some(old) = &old {
+            while let Err(e) = old.sync_all() {
+                pause(&format!(
+                    "unable to write {} to disk, pausing: {}",
+                    arch.file_name("previous"),
+                    io_text(&e)
+                ));
+            }
         }
-    }
+    };
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("multilog-fsync".into())
+            .spawn_scoped(s, || arch.sync_dir())
+        {
+            Ok(h) => {
+                sync_previous();
+                // sync_dir retries until it succeeds; the thread cannot fail otherwise.
+                let _ = h.join();
+            }
+            Err(_) => {
+                arch.sync_dir();
+                sync_previous();
+            }
+        }
+    });
     arch.set_mode("previous", 0o744);
     arch.archive("previous", b's', clock);
     if let Some(done) = done {
