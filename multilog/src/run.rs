@@ -107,6 +107,35 @@ struct Engine {
     next_block: u64,
     /// Input offset of the start of the current read.
     base: u64,
+    nl: Newline,
+}
+
+/// Finds newlines. memchr's free function picks its AVX2 searcher on every call; with
+/// two million short lines per 200 MB that choice cost as much as the search, so we keep the
+/// searcher.
+enum Newline {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(memchr::arch::x86_64::avx2::memchr::One),
+    Any,
+}
+
+impl Newline {
+    fn new() -> Newline {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(one) = memchr::arch::x86_64::avx2::memchr::One::new(b'\n') {
+            return Newline::Avx2(one);
+        }
+        Newline::Any
+    }
+
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Newline::Avx2(one) => one.find(haystack),
+            Newline::Any => memchr::memchr(b'\n', haystack),
+        }
+    }
 }
 
 /// Entry point of the `multilog` program; returns the exit code.
@@ -168,6 +197,7 @@ impl Engine {
             errbuf: Vec::new(),
             next_block: BLOCK,
             base: 0,
+            nl: Newline::new(),
         })
     }
 
@@ -518,10 +548,17 @@ impl Engine {
         while i < buf.len() {
             match self.state {
                 State::Idle => {
+                    if !self.needs_line {
+                        let next = self.short_lines(buf, i);
+                        if next > i {
+                            i = next;
+                            continue;
+                        }
+                    }
                     self.prefix_len = self.stamp_len;
                     let avail = LINE - self.prefix_len;
                     let lim = buf.len().min(i + avail);
-                    if let Some(k) = memchr::memchr(b'\n', &buf[i..lim]) {
+                    if let Some(k) = self.nl.find(&buf[i..lim]) {
                         let nl = i + k;
                         self.advance(base + nl as u64);
                         self.line_from_parts(&buf[i..=nl], true);
@@ -594,6 +631,51 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The common case in one tight loop: no script action needs the line's text (no
+    /// patterns, `e` or `=`), so every line goes to every directory. Handles the complete
+    /// lines from `buf[i..]` on that fit daemontools' line buffer (prefix included), exactly
+    /// as [`Engine::line_from_parts`] would, and returns where it stopped: at a long line or
+    /// an unfinished one, which the general code takes.
+    fn short_lines(&mut self, buf: &[u8], mut i: usize) -> usize {
+        let n = self.stamp_len;
+        self.prefix_len = n;
+        let avail = LINE - n;
+        let base = self.base;
+        let Engine {
+            dirs,
+            clock,
+            prefix,
+            next_block,
+            nl,
+            ..
+        } = self;
+        let prefix = &prefix[..n];
+        for d in dirs.iter_mut() {
+            d.selected = true;
+        }
+        while let Some(k) = nl.find(&buf[i..]) {
+            if k >= avail {
+                break;
+            }
+            let end = i + k;
+            // Engine::advance
+            while *next_block <= base + end as u64 {
+                for d in dirs.iter_mut() {
+                    d.flush(clock);
+                }
+                *next_block += BLOCK;
+            }
+            for d in dirs.iter_mut() {
+                d.append(prefix);
+                d.append(&buf[i..=end]);
+                d.put_len(n + k, clock);
+                d.put_len(1, clock);
+            }
+            i = end + 1;
+        }
+        i
     }
 
     /// A line (or a long line's first part) whose text is the current prefix + `content`;
