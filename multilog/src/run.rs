@@ -18,17 +18,18 @@
 //! writes `e` output then. So:
 //! * stdin a pipe (what svscan gives) or anything else but a stream socket: a SIGKILL loses
 //!   the bytes of the one read in progress, from the moment `read` returns them until the
-//!   last `write` of their lines (at most `READ` = 1 MiB, what our pipe holds), and the
-//!   first bytes of a line
+//!   last `write` of their lines (at most `READ` = 1 MiB, what our pipe holds; a read takes
+//!   what is there, so at a slow rate it is a few lines), and the first bytes of a line
 //!   whose newline has not arrived yet (held in memory until its newline or its 1000th byte,
 //!   as daemontools holds it; at most 999 bytes of input). Bytes still in the pipe are never
-//!   lost. A pipe cannot be read without consuming, so this is the least possible.
+//!   lost. A pipe cannot be read without consuming; smaller reads would narrow the window
+//!   at a cost in CPU (see `READ`).
 //! * stdin a stream socket (a socketpair or TCP connection from a supervisor that keeps its
 //!   end open): nothing. Input is taken with `recv(MSG_PEEK)`, its lines are written, and
 //!   only then are those bytes consumed; an unfinished line stays in the socket (an
 //!   edge-triggered epoll reports new data). A kill between the write and the consume makes
-//!   the next multilog log those lines again: up to one peek (`PEEK` = 64 KiB) of lines can appear
-//!   twice, and a kill inside a write can leave a cut copy at the end of the `.u` file. A
+//!   the next multilog log those lines again: up to one peek (`PEEK` = 64 KiB) of lines can
+//!   appear twice, and a kill inside a write can leave a cut copy at the end of the `.u` file. A
 //!   kill in the middle of a line longer than 1000 bytes leaves its written head in the log
 //!   and its rest as a line of its own. Other readers of the same socket break this.
 //!
