@@ -10,7 +10,8 @@
 //! daemontools reads 1024 bytes at a time and flushes every directory's buffer before each
 //! read; where it cuts `current` depends on that (see [`crate::dir`]), so we replay those
 //! flush points logically every 1024 bytes of input while reading up to 1 MiB (a pipe's
-//! whole content) per system call. The only per-line system call is `=FILE`'s status write, which the format needs.
+//! whole content) per system call. The only per-line system call is `=FILE`'s status
+//! write, which the format needs.
 //!
 //! ## What a SIGKILL can lose
 //! Every read is processed and all of its output written (`write` to `current`, so in the
