@@ -26,22 +26,22 @@
 //! unlink `previous`, rename `newstate` → `state`, link `processed` to `@….s`, unlink it →
 //! fsync the directory → remove the oldest archives beyond `n` (and beyond `S` bytes).
 //! Without a processor we rename first and let the directory's background thread do "fsync
-//! the directory → fsync `previous` → chmod 744 → link `@….s` → unlink → fsync the
-//! directory → clean-up" while the main thread writes the new `current` (daemontools fsyncs
-//! before the rename and waits); the next rotation waits until `previous` is gone, the exit
-//! until the clean-up is done too. An archive is still never named `.s` before its data is
-//! on disk, and a `previous` left by a crash is archived as `.u` at the next start.
-//!
-//! ## Writeback
-//! The same thread starts the writeback of `current` every 2 MiB as it grows
-//! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the disk writes while we go on and the
-//! fsync at rotation or exit (still done, as before) finds little left to write.
+//! the directory and `previous` (both at once) → chmod 744 → link `@….s` → unlink → fsync
+//! the directory → clean-up" while the main thread writes the new `current` (daemontools
+//! fsyncs before the rename and waits); the next rotation waits until `previous` is gone,
+//! the exit until the clean-up is done too. An archive is still never named `.s` before its
+//! data is on disk, and a `previous` left by a crash is archived as `.u` at the next start.
 //! A kill at any point leaves files that the next start finishes as daemontools does:
 //! a 744 `processed` becomes `.s` (its `previous` is dropped), otherwise `previous` becomes
 //! `.u`; a `current` not marked 744 becomes `.u`. Every step that fails is retried after a
 //! one-second pause with "multilog: warning: …, pausing: …" on stderr (daemontools pauses
 //! five seconds); nothing is ever dropped. Unlike daemontools we also fsync the directory
 //! after each rename/link, so an archived file survives a power loss.
+//!
+//! ## Writeback
+//! The same background thread starts the writeback of `current` every 2 MiB as it grows
+//! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the disk writes while we go on and the
+//! fsync at rotation or exit (still done, as before) finds little left to write.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -80,8 +80,8 @@ enum Worker {
 enum Job {
     /// Start writing these bytes of a file to disk ([`write_back`]).
     WriteBack(Arc<File>, u64, u64),
-    /// Finish a rotation without processor: fsync the directory, fsync `previous` (the file
-    /// given, or reopened by name), mode 744, link `@….s`, unlink `previous`, fsync the
+    /// Finish a rotation without processor: fsync the directory and `previous` (the file
+    /// given), mode 744, link `@….s`, unlink `previous`, fsync the
     /// directory; then report on the channel (`previous` is gone, the next rotation may
     /// go on) and remove the oldest archives.
     Rotate(Option<Arc<File>>, Sender<()>),
