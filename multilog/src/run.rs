@@ -654,6 +654,8 @@ impl Engine {
             ..
         } = self;
         let prefix = &prefix[..n];
+        // The usual prefix, a tai64n stamp and a space, as a fixed-size copy.
+        let tai: Option<&[u8; 26]> = prefix.try_into().ok();
         for d in dirs.iter_mut() {
             d.selected = true;
         }
@@ -670,7 +672,10 @@ impl Engine {
                 *next_block += BLOCK;
             }
             for d in dirs.iter_mut() {
-                d.append(prefix);
+                match tai {
+                    Some(p) => d.append(p),
+                    None => d.append(prefix),
+                }
                 d.append(&buf[i..=end]);
                 d.put_len(n + k, clock);
                 d.put_len(1, clock);
