@@ -2,8 +2,9 @@
 # Lines per second through `multilog t s16777215 n5 ./dir` for our multilog, Debian's
 # daemontools multilog, s6-log and runit's svlogd, and plain `cat > file`, in one run.
 # Input: 2,000,000 lines of ~100 bytes, fed through a pipe (`cat input |`), as from a service.
-# Each program runs RUNS times (default 3) in a fresh directory; the median wall time counts.
-# Usage: bench/multilog/run.sh [RUNS]     (run from the workspace root)
+# Each program runs RUNS times (default 3, round-robin) in a fresh directory; the median wall
+# time counts.
+# Usage: [PROGRAMS="ours cat …"] bench/multilog/run.sh [RUNS]     (from the workspace root)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
@@ -32,29 +33,48 @@ declare -A CMDS=(
   [cat+fsync]="dd of=./file bs=64k conv=fsync status=none"
 )
 # cat+fsync: plain copy plus one fsync at the end, for scale (the loggers fsync every file).
-order=(ours daemontools s6-log svlogd cat cat+fsync)
+# PROGRAMS="ours cat" bench/multilog/run.sh 9: a subset, for quick checks.
+order=(${PROGRAMS:-ours daemontools s6-log svlogd cat cat+fsync})
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A med=()
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
-printf '%-12s %10s %14s %10s   %s\n' program "median s" "lines/s" "cpu s" "command"
-for name in "${order[@]}"; do
-  cmd=${CMDS[$name]}
-  bin=${cmd%% *}
-  if [ "${bin:0:1}" = / ] && [ ! -x "$bin" ]; then
-    printf '%-12s %10s %14s %10s   %s\n' "$name" "-" "not installed" "-" "$cmd"
-    continue
-  fi
-  times=(); cpus=()
-  for _ in $(seq "$RUNS"); do
+# Round-robin: every round runs each program once, so a change of machine load during the
+# bench hits all programs alike.
+declare -A times=() cpus=()
+for _ in $(seq "$RUNS"); do
+  for name in "${order[@]}"; do
+    cmd=${CMDS[$name]}
+    bin=${cmd%% *}
+    if [ "${bin:0:1}" = / ] && [ ! -x "$bin" ]; then continue; fi
     rm -rf "$work/run"; mkdir -p "$work/run"
     if [ "$name" = svlogd ]; then mkdir "$work/run/dir"; printf 's16777215\nn5\n' > "$work/run/dir/config"; fi
     sync
-    # wall seconds, and user+system seconds of the whole pipeline (the feeding cat included)
-    read -r wall usr sys < <(cd "$work/run" && /usr/bin/time -f "%e %U %S" sh -c "cat '$input' | $cmd" 2>&1 >/dev/null | tail -1)
-    times+=("$wall"); cpus+=("$(echo "$usr + $sys" | bc)")
+    # wall seconds (ns clock), and user+system seconds of the whole pipeline (the feeding
+    # cat included)
+    t0=$(date +%s.%N)
+    read -r usr sys < <(cd "$work/run" && /usr/bin/time -f "%U %S" sh -c "cat '$input' | $cmd" 2>&1 >/dev/null | tail -1)
+    t1=$(date +%s.%N)
+    times[$name]+="$(echo "$t1 - $t0" | bc) "; cpus[$name]+="$(echo "$usr + $sys" | bc) "
   done
-  m=$(printf '%s\n' "${times[@]}" | median)
-  c=$(printf '%s\n' "${cpus[@]}" | median)
+done
+printf '%-12s %10s %14s %10s   %s\n' program "median s" "lines/s" "cpu s" "command"
+for name in "${order[@]}"; do
+  cmd=${CMDS[$name]}
+  if [ -z "${times[$name]:-}" ]; then
+    printf '%-12s %10s %14s %10s   %s\n' "$name" "-" "not installed" "-" "$cmd"
+    continue
+  fi
+  m=$(printf '%s\n' ${times[$name]} | median)
+  c=$(printf '%s\n' ${cpus[$name]} | median)
   printf '%-12s %10.3f %14.0f %10.2f   cat input | %s\n' "$name" "$m" "$(echo "$LINES / $m" | bc -l)" "$c" "$cmd"
+  med[$name]=$m
+done
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+# Speed ratios (lines/s of ours over lines/s of the other = their time over ours).
+for other in daemontools cat cat+fsync; do
+  if [ -n "${med[ours]:-}" ] && [ -n "${med[$other]:-}" ]; then
+    printf 'ours vs %-12s %6.2fx the speed\n' "$other" "$(echo "${med[$other]} / ${med[ours]}" | bc -l)"
+  fi
 done

@@ -25,17 +25,23 @@
 //! `state` on fd 4, `newstate` on fd 5), fsync + chmod 744 `processed`, fsync `newstate`,
 //! unlink `previous`, rename `newstate` → `state`, link `processed` to `@….s`, unlink it →
 //! fsync the directory → remove the oldest archives beyond `n` (and beyond `S` bytes).
-//! Without a processor we rename first and let a background thread do "fsync `previous` →
-//! chmod 744 → link `@….s` → unlink → fsync the directory → clean-up" while the main thread
-//! writes the new `current` (daemontools fsyncs before the rename and waits); the next
-//! rotation and the exit wait for that thread. An archive is still never named `.s` before
-//! its data is on disk, and a `previous` left by a crash is archived as `.u` at the next start.
+//! Without a processor we rename first and let the directory's background thread do "fsync
+//! the directory and `previous` (both at once) → chmod 744 → link `@….s` → unlink → fsync
+//! the directory → clean-up" while the main thread writes the new `current` (daemontools
+//! fsyncs before the rename and waits); the next rotation waits until `previous` is gone,
+//! the exit until the clean-up is done too. An archive is still never named `.s` before its
+//! data is on disk, and a `previous` left by a crash is archived as `.u` at the next start.
 //! A kill at any point leaves files that the next start finishes as daemontools does:
 //! a 744 `processed` becomes `.s` (its `previous` is dropped), otherwise `previous` becomes
 //! `.u`; a `current` not marked 744 becomes `.u`. Every step that fails is retried after a
 //! one-second pause with "multilog: warning: …, pausing: …" on stderr (daemontools pauses
 //! five seconds); nothing is ever dropped. Unlike daemontools we also fsync the directory
 //! after each rename/link, so an archived file survives a power loss.
+//!
+//! ## Writeback
+//! The same background thread starts the writeback of `current` every 2 MiB as it grows
+//! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the disk writes while we go on and the
+//! fsync at rotation or exit (still done, as before) finds little left to write.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -46,7 +52,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -58,6 +64,91 @@ use crate::stamp::{Clock, tai64n_label};
 const BUF: usize = 512;
 /// daemontools' chunk size for large direct writes.
 const OUTSIZE: usize = 8192;
+/// Start the writeback of `current` every this many bytes (see [`Cyclog::start_writeback`]).
+const WRITEBACK: u64 = 2 << 20;
+const PAGE: u64 = 4096;
+
+/// A directory's background thread, started at the first need; it runs its jobs in order.
+enum Worker {
+    NotYet,
+    Running(Sender<Job>),
+    /// Could not be started: rotations are finished in the main thread and the fsyncs do
+    /// all the writing.
+    Off,
+}
+
+enum Job {
+    /// Start writing these bytes of a file to disk ([`write_back`]).
+    WriteBack(Arc<File>, u64, u64),
+    /// Finish a rotation without processor: fsync the directory and `previous` (the file
+    /// given), mode 744, link `@….s`, unlink `previous`, fsync the
+    /// directory; then report on the channel (`previous` is gone, the next rotation may
+    /// go on) and remove the oldest archives.
+    Rotate(Option<Arc<File>>, Sender<()>),
+    /// Report on the channel: every job before this one is done.
+    Drain(Sender<()>),
+}
+
+/// The rotation job: see [`Job::Rotate`]. Without a worker thread, the caller runs it.
+fn rotate_job(
+    arch: &Archiver,
+    old: Option<Arc<File>>,
+    clock: &mut Clock,
+    done: Option<Sender<()>>,
+) {
+    // The rename and the new `current` reach the disk before `previous` is archived, as
+    // before; the main thread's writes to the new `current` go on meanwhile but are fsynced
+    // only at the next rotation or the exit, which wait for `done`. The directory's fsync
+    // and `previous`'s are independent, so they run at the same time (each waits for a
+    // cache flush of the disk, which is slow when the disk is busy); both are done before
+    // `previous` gets its archive name.
+    let sync_previous = || {
+        if let Some(old) = &old {
+            while let Err(e) = old.sync_all() {
+                pause(&format!(
+                    "unable to write {} to disk, pausing: {}",
+                    arch.file_name("previous"),
+                    io_text(&e)
+                ));
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("multilog-fsync".into())
+            .spawn_scoped(s, || arch.sync_dir())
+        {
+            Ok(h) => {
+                sync_previous();
+                // sync_dir retries until it succeeds; the thread cannot fail otherwise.
+                let _ = h.join();
+            }
+            Err(_) => {
+                arch.sync_dir();
+                sync_previous();
+            }
+        }
+    });
+    arch.set_mode("previous", 0o744);
+    arch.archive("previous", b's', clock);
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+    arch.cleanup();
+}
+
+/// `sync_file_range(f, off, len, SYNC_FILE_RANGE_WRITE)`: start writing those bytes to disk.
+/// Best effort; errors are left for the fsync to report.
+fn write_back(f: &File, off: u64, len: u64) {
+    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: plain system call on integers; the descriptor is open for the whole call
+    // because `f` borrows a `File` that the caller's `Arc` keeps alive.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
 
 /// How long to wait before retrying a failed step.
 pub const PAUSE: Duration = Duration::from_secs(1);
@@ -93,13 +184,19 @@ pub struct Fatal(pub String);
 pub struct Cyclog {
     spec: DirSpec,
     arch: Arc<Archiver>,
-    /// The background thread finishing the last rotation (directories without processor).
-    pending: Option<JoinHandle<()>>,
+    /// Reports when the background thread has finished the last rotation's `previous`
+    /// (directories without processor).
+    pending: Option<Receiver<()>>,
     _lock: Flock<File>,
-    /// `None` only while the start-up clean-up runs.
-    current: Option<File>,
+    /// `None` only while the start-up clean-up runs. Shared with the worker thread.
+    current: Option<Arc<File>>,
     /// Bytes in `current` as daemontools counts them.
     bytes: u64,
+    /// Bytes really written to `current` (its length), and how far its writeback has been
+    /// started (see [`Cyclog::start_writeback`]).
+    written: u64,
+    queued: u64,
+    worker: Worker,
     /// Output not yet written: `out[phys..lw]` is logically written (daemontools' write
     /// function saw it), `out[lw..pend]` sits in the logical 512-byte buffer.
     out: Vec<u8>,
@@ -164,8 +261,10 @@ impl Cyclog {
                         ))
                     })?;
                 let bytes = m.len();
-                let mut c = Cyclog::assemble(spec, dir, lock, Some(f));
+                let mut c = Cyclog::assemble(spec, dir, lock, Some(Arc::new(f)));
                 c.bytes = bytes;
+                c.written = bytes;
+                c.queued = bytes & !(PAGE - 1);
                 return Ok(c);
             }
             Ok(_) => {}
@@ -231,13 +330,13 @@ impl Cyclog {
                     io_text(&e)
                 ))
             })?;
-        c.current = Some(f);
+        c.current = Some(Arc::new(f));
         c.bytes = 0;
         c.arch.sync_dir();
         Ok(c)
     }
 
-    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<File>) -> Cyclog {
+    fn assemble(spec: DirSpec, dir: File, lock: Flock<File>, current: Option<Arc<File>>) -> Cyclog {
         Cyclog {
             arch: Arc::new(Archiver {
                 spec: spec.clone(),
@@ -248,6 +347,9 @@ impl Cyclog {
             _lock: lock,
             current,
             bytes: 0,
+            written: 0,
+            queued: 0,
+            worker: Worker::NotYet,
             out: Vec::with_capacity(1 << 18),
             phys: 0,
             lw: 0,
@@ -360,7 +462,11 @@ impl Cyclog {
     fn ensure_current(&mut self) {
         while self.current.is_none() {
             match open_append(&self.spec.path.join("current")) {
-                Ok(f) => self.current = Some(f),
+                Ok(f) => {
+                    self.written = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    self.queued = self.written & !(PAGE - 1);
+                    self.current = Some(Arc::new(f));
+                }
                 Err(e) => pause(&format!(
                     "unable to create {}, pausing: {}",
                     self.file_name("current"),
@@ -384,12 +490,15 @@ impl Cyclog {
         while self.phys < upto {
             self.ensure_current();
             let Some(cur) = &self.current else { continue };
-            match (&*cur).write(&self.out[self.phys..upto]) {
+            match (&**cur).write(&self.out[self.phys..upto]) {
                 Ok(0) => pause(&format!(
                     "unable to write to {}, pausing: wrote nothing",
                     self.file_name("current")
                 )),
-                Ok(n) => self.phys += n,
+                Ok(n) => {
+                    self.phys += n;
+                    self.written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => pause(&format!(
                     "unable to write to {}, pausing: {}",
@@ -410,6 +519,59 @@ impl Cyclog {
             self.phys = 0;
             self.lw = 0;
             self.pend = 0;
+        }
+        self.start_writeback();
+    }
+
+    /// Once [`WRITEBACK`] more bytes of `current` are written, have the worker thread
+    /// start writing them to disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`: no wait, no
+    /// metadata, and no error is consumed, so the fsync at rotation or exit still sees any).
+    /// That fsync then finds little left to write, and the disk works while we go on.
+    /// Whole pages only: the last, partial page is still being appended to.
+    fn start_writeback(&mut self) {
+        let end = self.written & !(PAGE - 1);
+        if end < self.queued + WRITEBACK {
+            return;
+        }
+        let Some(cur) = &self.current else { return };
+        let job = Job::WriteBack(Arc::clone(cur), self.queued, end - self.queued);
+        self.queued = end;
+        let _ = self.send(job);
+    }
+
+    /// Hand `job` to the worker thread (starting it if need be); gives the job back when
+    /// there is no worker.
+    fn send(&mut self, job: Job) -> Result<(), Job> {
+        if let Worker::NotYet = self.worker {
+            let (tx, rx) = channel::<Job>();
+            let arch = Arc::clone(&self.arch);
+            let spawned = std::thread::Builder::new()
+                .name("multilog-bg".into())
+                .spawn(move || {
+                    let mut clock = Clock::new();
+                    for job in rx {
+                        match job {
+                            Job::WriteBack(f, off, len) => write_back(&f, off, len),
+                            Job::Rotate(old, done) => {
+                                rotate_job(&arch, old, &mut clock, Some(done))
+                            }
+                            Job::Drain(done) => {
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                });
+            self.worker = match spawned {
+                Ok(_) => Worker::Running(tx),
+                Err(_) => Worker::Off,
+            };
+        }
+        match &self.worker {
+            Worker::Running(tx) => tx.send(job).map_err(|e| {
+                self.worker = Worker::Off;
+                e.0
+            }),
+            _ => Err(job),
         }
     }
 
@@ -438,8 +600,13 @@ impl Cyclog {
             ));
         }
         // `previous` must be archived before `current` is marked clean: a start that finds a
-        // 744 `current` does not look for leftovers.
+        // 744 `current` does not look for leftovers. The removal of old archives after it
+        // is finished too, so the directory is complete when we exit.
         self.join_pending();
+        let (tx, rx) = channel();
+        if self.send(Job::Drain(tx)).is_ok() {
+            let _ = rx.recv();
+        }
         while let Err(e) = self
             .current_file()
             .set_permissions(fs::Permissions::from_mode(0o744))
@@ -452,10 +619,10 @@ impl Cyclog {
         }
     }
 
-    /// Wait for the background archiving of the previous rotation.
+    /// Wait until the background thread has archived the previous rotation's `previous`.
     fn join_pending(&mut self) {
-        if let Some(h) = self.pending.take()
-            && h.join().is_err()
+        if let Some(rx) = self.pending.take()
+            && rx.recv().is_err()
         {
             warn(&format!(
                 "archiving previous in {} failed; the next start finishes it",
@@ -498,8 +665,10 @@ impl Cyclog {
                 )),
             }
         };
-        let old = self.current.replace(f);
+        let old = self.current.replace(Arc::new(f));
         self.bytes = 0;
+        self.written = 0;
+        self.queued = 0;
         while let Err(e) = self
             .current_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
@@ -510,43 +679,20 @@ impl Cyclog {
                 io_text(&e)
             ));
         }
-        self.arch.sync_dir();
         if background {
-            let arch = Arc::clone(&self.arch);
-            let job = move || {
-                if let Some(old) = old {
-                    while let Err(e) = old.sync_all() {
-                        pause(&format!(
-                            "unable to write {} to disk, pausing: {}",
-                            arch.file_name("previous"),
-                            io_text(&e)
-                        ));
-                    }
-                }
-                arch.set_mode("previous", 0o744);
-                arch.finish("previous", b's', &mut Clock::new());
-            };
-            let job = std::sync::Mutex::new(Some(job));
-            let job = Arc::new(job);
-            let j2 = Arc::clone(&job);
-            let spawned = std::thread::Builder::new()
-                .name("archive".into())
-                .spawn(move || {
-                    if let Some(f) = j2.lock().ok().and_then(|mut g| g.take()) {
-                        f();
-                    }
-                });
-            match spawned {
-                Ok(h) => self.pending = Some(h),
-                Err(_) => {
+            let (tx, rx) = channel();
+            match self.send(Job::Rotate(old, tx)) {
+                Ok(()) => self.pending = Some(rx),
+                Err(Job::Rotate(old, _)) => {
                     // No thread: do it here.
-                    if let Some(f) = job.lock().ok().and_then(|mut g| g.take()) {
-                        f();
-                    }
+                    let arch = Arc::clone(&self.arch);
+                    rotate_job(&arch, old, clock, None);
                 }
+                Err(_) => {}
             }
             return;
         }
+        self.arch.sync_dir();
         drop(old);
         self.arch.set_mode("previous", 0o744);
         self.run_processor();
@@ -785,6 +931,13 @@ impl Archiver {
     /// Archive `file` as `@<now>.<code>` (unless it is already linked there), remove it, and
     /// drop the oldest archives beyond `n` and `S`.
     pub fn finish(&self, file: &str, code: u8, clock: &mut Clock) {
+        self.archive(file, code, clock);
+        self.cleanup();
+    }
+
+    /// Archive `file` as `@<now>.<code>` (unless it is already linked there), remove it and
+    /// fsync the directory.
+    fn archive(&self, file: &str, code: u8, clock: &mut Clock) {
         let p = self.spec.path.clone();
         let src = p.join(file);
         let meta = loop {
@@ -828,7 +981,6 @@ impl Archiver {
             }
         }
         self.sync_dir();
-        self.cleanup();
     }
 
     /// Remove the oldest `@…` files while `n` or more remain, then while their total size
