@@ -342,36 +342,6 @@ impl FastOverall {
             + self.counts.end_without_info
     }
 
-    /// A line in its usual shape: `rest` is the text after the stamp, starting with the
-    /// single space that follows it. Returns false (having done nothing) when the line is
-    /// not in a shape this recognises; the caller then uses [`FastOverall::line`].
-    #[inline]
-    pub fn quick(&mut self, stamp: StampText, rest: &[u8]) -> bool {
-        self.apply(parse(rest), stamp)
-    }
-
-    /// Act on a parsed line; false for [`Ev::Other`] (nothing done).
-    #[inline]
-    pub fn apply(&mut self, ev: Ev, stamp: StampText) -> bool {
-        match ev {
-            Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
-            Ev::Delivery { d, kind } => self.delivery(d, kind, stamp),
-            Ev::New(m) => {
-                self.msgs.remove(&m);
-            }
-            Ev::End(m) => self.end(m, stamp),
-            Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
-            Ev::Status { exiting } => {
-                if exiting {
-                    self.exiting();
-                }
-            }
-            Ev::StatusLocal => {}
-            Ev::Other => return false,
-        }
-        true
-    }
-
     /// Any line, numeric-stamped text as matchup reads it (the generic field split).
     pub fn line(&mut self, line: &[u8]) {
         const NF: usize = 12;
@@ -429,12 +399,12 @@ impl FastOverall {
                 } else {
                     b'?'
                 };
-                self.delivery(scan_ulong(field(2)), kind, stamp)
+                self.delivery(scan_ulong(field(2)), kind, stamp.value())
             }
             b"new" => {
                 self.msgs.remove(&scan_ulong(field(3)));
             }
-            b"end" => self.end(scan_ulong(field(3)), stamp),
+            b"end" => self.end(scan_ulong(field(3)), stamp.value()),
             b"info" => self.info(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
             b"extra" => {
                 if let Some(msg) = self.msgs.get_mut(&scan_ulong(field(2))) {
@@ -464,7 +434,7 @@ impl FastOverall {
 
     /// `kind` as in [`Ev::Delivery`].
     #[inline]
-    fn delivery(&mut self, d: u64, kind: u8, stamp: StampText) {
+    fn delivery(&mut self, d: u64, kind: u8, t: f64) {
         let Some(del) = self.dels.remove(&d) else {
             self.counts.delivery_without_start += 1;
             return;
@@ -492,12 +462,12 @@ impl FastOverall {
         }
         if self.emit {
             self.overall
-                .d(kind, birth.unwrap_or(del.start), del.start, stamp.value());
+                .d(kind, birth.unwrap_or(del.start), del.start, t);
         }
     }
 
     #[inline]
-    fn end(&mut self, m: u64, stamp: StampText) {
+    fn end(&mut self, m: u64, t: f64) {
         let Some(msg) = self.msgs.remove(&m) else {
             self.counts.end_without_info += 1;
             return;
@@ -505,7 +475,7 @@ impl FastOverall {
         if self.emit {
             self.overall.m(
                 msg.birth,
-                stamp.value(),
+                t,
                 msg.bytes as f64,
                 msg.k as f64,
                 msg.d as f64,
@@ -526,6 +496,310 @@ impl FastOverall {
                 z: 0,
             },
         );
+    }
+}
+
+/// A record of a line with its own stamp (tai64n or numeric), parsed by the other thread.
+const R_STAMPED: u8 = 1;
+/// A record of a line in the batch's `text`, already in matchup's numeric-stamped form
+/// (lines the reading thread had to stamp the slow way): [`FastOverall::line`] reads it.
+const R_TEXT: u8 = 2;
+
+/// How the stamp of an `R_STAMPED` record reads (see [`StampText`]).
+const S_TAI: u8 = 0;
+const S_DIGITS: u8 = 1;
+const S_TEXT: u8 = 2;
+
+/// One line that matters, as the reading thread hands it to the matching thread: where
+/// it lies, what its stamp is, and the `--since` verdict.
+#[derive(Clone, Copy)]
+struct Rec {
+    /// tai64n: the seconds; numeric: all the stamp's digits as one number
+    a: u64,
+    /// tai64n: the nanoseconds; numeric: the number of digits after the point
+    b: u32,
+    /// the line is `store[line..end]`, its text after the stamp `store[rest..end]`, where
+    /// `store` is the batch's `buf` or (flag `in_text`) its `text`
+    line: u32,
+    rest: u32,
+    end: u32,
+    /// line number, counted from the batch's `base`
+    off: u32,
+    kind: u8,
+    stamp: u8,
+    in_text: bool,
+    /// false for lines before `--since` (matched but not counted)
+    emit: bool,
+}
+
+/// One read's worth of input and the records of its lines (all of one source).
+#[derive(Default)]
+struct Batch {
+    source: usize,
+    /// line number of the line before the batch's first
+    base: u64,
+    buf: Vec<u8>,
+    recs: Vec<Rec>,
+    /// lines continued from the read before, and lines stamped the slow way
+    text: Vec<u8>,
+}
+
+/// Bytes read at a time: a batch stays inside a core's cache while both threads use it.
+const READ: usize = 256 << 10;
+
+/// `qmailanalog zoverall`: reads `sources` and returns the state machine after the last
+/// line, with the place (source index, line number) of the first line that showed a gap.
+///
+/// Two threads. This one reads the input 256 KiB at a time, cuts it into lines, reads
+/// the stamps, keeps the `--since`/`--until` and order bookkeeping, drops concurrency
+/// reports (`status: local …`) and, for every other line, hands a small record (where the
+/// line lies, its stamp's digits) to the second thread together with the buffer. The
+/// second thread parses each line and applies it, in order, to the message and delivery
+/// maps and the report. At most a few batches are in flight, so memory stays bounded
+/// whatever the input's size. Counts and warnings are exactly those of the generic path.
+pub fn run(
+    sources: &[crate::input::Source],
+    counts: &mut crate::input::InputCounts,
+    stamper: &mut crate::input::Stamper,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+) -> (FastOverall, Option<(usize, u64)>) {
+    use crate::input::{MAX_LINE, open, read_some, window};
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let applier = scope.spawn(move || {
+            let mut fast = FastOverall::new();
+            let mut first_gap = None;
+            let mut tmp = Vec::new();
+            for b in rx {
+                for r in &b.recs {
+                    let before = fast.gaps();
+                    fast.record(r, &b, &mut tmp);
+                    if first_gap.is_none() && fast.gaps() != before {
+                        first_gap = Some((b.source, b.base + r.off as u64));
+                    }
+                }
+                if back_tx.send(b).is_err() {
+                    break;
+                }
+            }
+            (fast, first_gap)
+        });
+        let mut latest: Option<Stamp> = None;
+        // The handling of one line: `raw` lies at `pos` in the batch's buffer (or text).
+        let mut line = |raw: &[u8],
+                        pos: usize,
+                        in_text: bool,
+                        ascii: bool,
+                        counts: &mut crate::input::InputCounts,
+                        recs: &mut Vec<Rec>,
+                        text: &mut Vec<u8>,
+                        base: u64| {
+            if !ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+                counts.non_utf8 += 1;
+            }
+            let off = (counts.line_no - base) as u32;
+            if let Some(p) = stamper.peek(raw) {
+                let Some(before) = window(counts, &mut latest, p.when, since, until) else {
+                    return;
+                };
+                if raw[p.off..].starts_with(b" status: local ") {
+                    // concurrency report: matchup ignores it
+                    return;
+                }
+                let (stamp, a, b) = match p.digits {
+                    _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
+                    Some((m, frac)) => (S_DIGITS, m, frac as u32),
+                    None => (S_TEXT, 0, 0),
+                };
+                recs.push(Rec {
+                    a,
+                    b,
+                    line: pos as u32,
+                    rest: (pos + p.off) as u32,
+                    end: (pos + raw.len()) as u32,
+                    off,
+                    kind: R_STAMPED,
+                    stamp,
+                    in_text,
+                    emit: !before,
+                });
+            } else {
+                let Some(s) = stamper.stamp(raw) else {
+                    if !raw.is_empty() {
+                        counts.unstamped += 1;
+                    }
+                    return;
+                };
+                let Some(before) = window(counts, &mut latest, s.when, since, until) else {
+                    return;
+                };
+                if s.rest.starts_with(b" status: local ") {
+                    return;
+                }
+                let at = text.len();
+                text.extend_from_slice(s.text);
+                recs.push(Rec {
+                    a: 0,
+                    b: 0,
+                    line: at as u32,
+                    rest: at as u32,
+                    end: text.len() as u32,
+                    off,
+                    kind: R_TEXT,
+                    stamp: S_TEXT,
+                    in_text: true,
+                    emit: !before,
+                });
+            }
+        };
+        let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next read
+        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
+        'sources: for (idx, src) in sources.iter().enumerate() {
+            counts.source = idx;
+            counts.line_no = 0;
+            let Some(mut reader) = open(src, counts) else {
+                continue;
+            };
+            counts.files += 1;
+            loop {
+                let mut b = back_rx.try_recv().unwrap_or_default();
+                b.recs.clear();
+                b.text.clear();
+                b.source = idx;
+                b.base = counts.line_no;
+                if b.buf.len() != READ {
+                    b.buf = vec![0; READ];
+                }
+                let n = match read_some(&mut reader, &mut b.buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        counts
+                            .missing
+                            .push(format!("{}: read error: {e}", src.name()));
+                        break;
+                    }
+                };
+                counts.bytes += n as u64;
+                let base = b.base;
+                let Batch {
+                    buf, recs, text, ..
+                } = &mut b;
+                let data = &buf[..n];
+                let mut start = 0;
+                if skipping || !carry.is_empty() {
+                    match memchr::memchr(b'\n', data) {
+                        Some(p) => {
+                            counts.lines += 1;
+                            counts.line_no += 1;
+                            if skipping {
+                                skipping = false;
+                            } else {
+                                // the whole line goes into the batch's text
+                                carry.extend_from_slice(&data[..p]);
+                                text.extend_from_slice(&carry);
+                                line(&carry, 0, true, false, counts, recs, text, base);
+                            }
+                            carry.clear();
+                            start = p + 1;
+                        }
+                        None => {
+                            if !skipping {
+                                carry.extend_from_slice(data);
+                                if carry.len() > MAX_LINE {
+                                    // keep memory bounded: the rest of this line is dropped
+                                    counts.overlong += 1;
+                                    skipping = true;
+                                    carry = Vec::new();
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let tail = start
+                    + crate::input::scan_lines(&data[start..], |s, e, ascii| {
+                        counts.lines += 1;
+                        counts.line_no += 1;
+                        let (s, e) = (start + s, start + e);
+                        line(&data[s..e], s, false, ascii, counts, recs, text, base);
+                    });
+                start = tail;
+                carry.extend_from_slice(&data[start..]);
+                if carry.len() > MAX_LINE {
+                    counts.overlong += 1;
+                    skipping = true;
+                    carry = Vec::new();
+                }
+                if tx.send(b).is_err() {
+                    // the other thread is gone (it cannot fail, but do not spin)
+                    break 'sources;
+                }
+            }
+            if !carry.is_empty() || skipping {
+                counts.lines += 1;
+                counts.truncated += 1;
+            }
+            carry.clear();
+            skipping = false;
+        }
+        drop(tx);
+        match applier.join() {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
+}
+
+impl FastOverall {
+    /// Apply one record of the reading thread; `tmp` is scratch space.
+    #[inline]
+    fn record(&mut self, r: &Rec, b: &Batch, tmp: &mut Vec<u8>) {
+        let store = if r.in_text { &b.text } else { &b.buf };
+        let (line, rest, end) = (r.line as usize, r.rest as usize, r.end as usize);
+        let (Some(raw), Some(after)) = (store.get(line..end), store.get(rest..end)) else {
+            return; // cannot happen: the reading thread made the positions
+        };
+        self.emit = r.emit;
+        if r.kind == R_TEXT {
+            self.line(raw);
+            return;
+        }
+        let stamp_text = &raw[..rest - line];
+        let stamp = match r.stamp {
+            S_TAI => StampText::Tai((r.a, r.b)),
+            S_DIGITS => StampText::Digits(r.a, r.b as usize, stamp_text),
+            _ => StampText::Text(stamp_text),
+        };
+        match parse(after) {
+            Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
+            Ev::Delivery { d, kind } => self.delivery(d, kind, stamp.value()),
+            Ev::New(m) => {
+                self.msgs.remove(&m);
+            }
+            Ev::End(m) => self.end(m, stamp.value()),
+            Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
+            Ev::Status { exiting } => {
+                if exiting {
+                    self.exiting();
+                }
+            }
+            Ev::StatusLocal => {}
+            Ev::Other => {
+                if r.stamp == S_TAI {
+                    // matchup's view of a tai64n line: SECS.NNNNNNNNN and the rest
+                    tmp.clear();
+                    push_stamp(tmp, (r.a, r.b));
+                    tmp.extend_from_slice(after);
+                    self.line(tmp);
+                } else {
+                    self.line(raw);
+                }
+            }
+        }
     }
 }
 

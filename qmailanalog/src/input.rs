@@ -495,6 +495,212 @@ enum Chunk {
 
 const CHUNK: usize = 1 << 20;
 
+/// Cuts a stream of chunks into lines: a line continued in the next chunk is carried over
+/// (up to [`MAX_LINE`]; the rest of a longer one is dropped and counted).
+#[derive(Default)]
+struct LineSplitter {
+    carry: Vec<u8>,
+    skipping: bool,
+}
+
+impl LineSplitter {
+    /// Hand every line completed in `data` to `f`.
+    #[inline]
+    fn chunk(
+        &mut self,
+        data: &[u8],
+        counts: &mut InputCounts,
+        f: &mut impl FnMut(&[u8], &mut InputCounts),
+    ) {
+        counts.bytes += data.len() as u64;
+        let ascii = data.is_ascii();
+        counts.chunk_ascii = false; // a line continued from the chunk before
+        let mut start = 0;
+        if self.skipping || !self.carry.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                Some(p) => {
+                    counts.lines += 1;
+                    counts.line_no += 1;
+                    if self.skipping {
+                        self.skipping = false;
+                    } else {
+                        self.carry.extend_from_slice(&data[..p]);
+                        f(&self.carry, counts);
+                    }
+                    self.carry.clear();
+                    start = p + 1;
+                }
+                None => {
+                    if !self.skipping {
+                        self.carry.extend_from_slice(data);
+                        if self.carry.len() > MAX_LINE {
+                            // keep memory bounded: the rest of this line is dropped
+                            counts.overlong += 1;
+                            self.skipping = true;
+                            self.carry = Vec::new();
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        counts.chunk_ascii = ascii;
+        let from = start;
+        for nl in memchr::memchr_iter(b'\n', &data[from..]) {
+            let nl = from + nl;
+            counts.lines += 1;
+            counts.line_no += 1;
+            f(&data[start..nl], counts);
+            start = nl + 1;
+        }
+        self.carry.extend_from_slice(&data[start..]);
+        if self.carry.len() > MAX_LINE {
+            counts.overlong += 1;
+            self.skipping = true;
+            self.carry = Vec::new();
+        }
+    }
+
+    /// The end of a source: an unterminated last line is counted and dropped.
+    fn end(&mut self, counts: &mut InputCounts) {
+        if !self.carry.is_empty() || self.skipping {
+            counts.lines += 1;
+            counts.truncated += 1;
+        }
+        self.carry.clear();
+        self.skipping = false;
+    }
+}
+
+/// Calls `f(start, end, ascii)` for every line of `data` that ends with a newline
+/// (`data[start..end]`, the newline at `end`), where `ascii` is true when the line holds
+/// only ASCII bytes (then it needs no UTF-8 check); returns where the unterminated rest
+/// starts. One pass over the bytes, 64 at a time: the newline and high-bit masks of a
+/// block come from four 16-byte compares, and the lines are read off their bits.
+#[inline]
+pub fn scan_lines(data: &[u8], mut f: impl FnMut(usize, usize, bool)) -> usize {
+    let mut start = 0; // start of the current line
+    let mut high = false; // a byte >= 0x80 seen in the current line (before this block)
+    let mut blocks = data.chunks_exact(64);
+    let mut at = 0;
+    for block in &mut blocks {
+        let (mut nl, hi) = masks64(block);
+        if nl == 0 {
+            high |= hi != 0;
+            at += 64;
+            continue;
+        }
+        let mut from_bit = 0u32; // first bit of the current line within the block
+        while nl != 0 {
+            let bit = nl.trailing_zeros();
+            let end = at + bit as usize;
+            // high bits of this line within the block: bits from_bit..bit
+            let line_hi = high || hi & range_mask(from_bit, bit) != 0;
+            f(start, end, !line_hi);
+            start = end + 1;
+            high = false;
+            from_bit = bit + 1;
+            nl &= nl - 1;
+        }
+        high = hi & !range_mask(0, from_bit) != 0;
+        at += 64;
+    }
+    // the last bytes, one at a time
+    for (i, &c) in blocks.remainder().iter().enumerate() {
+        if c == b'\n' {
+            f(start, at + i, !high);
+            start = at + i + 1;
+            high = false;
+        } else if c >= 0x80 {
+            high = true;
+        }
+    }
+    start
+}
+
+/// Bits `from..to` (0 <= from <= to <= 64) of a u64.
+#[inline]
+fn range_mask(from: u32, to: u32) -> u64 {
+    let below_to = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
+    let below_from = if from >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << from) - 1
+    };
+    below_to & !below_from
+}
+
+/// Newline mask and high-bit mask of 64 bytes (bit i for byte i).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn masks64(block: &[u8]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert!(block.len() >= 64);
+    let mut m = 0u64;
+    let mut h = 0u64;
+    // SAFETY: SSE2 is part of the x86_64 baseline (every x86_64 CPU has it), so the
+    // intrinsics are always available; each 16-byte load starts at 16 * k <= 48, and
+    // 48 + 16 <= 64 <= block.len() (asserted above), so it reads inside `block`; loadu
+    // has no alignment requirement.
+    unsafe {
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let e = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32 as u64;
+            let x = _mm_movemask_epi8(v) as u32 as u64;
+            m |= e << (16 * k);
+            h |= x << (16 * k);
+        }
+    }
+    (m, h)
+}
+
+/// Newline mask and high-bit mask of 64 bytes (bit i for byte i).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn masks64(block: &[u8]) -> (u64, u64) {
+    let mut m = 0u64;
+    let mut h = 0u64;
+    for (i, &c) in block.iter().take(64).enumerate() {
+        m |= ((c == b'\n') as u64) << i;
+        h |= ((c >> 7) as u64) << i;
+    }
+    (m, h)
+}
+
+/// Open a source for reading; `None` (recorded in `counts.missing`) when it cannot be.
+pub(crate) fn open(src: &Source, counts: &mut InputCounts) -> Option<Box<dyn Read + Send>> {
+    match src {
+        Source::Stdin => Some(Box::new(io::stdin())),
+        Source::File(p) => match File::open(p) {
+            Ok(f) => Some(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                counts.missing.push(format!(
+                    "{}: vanished before it could be read (rotated away?)",
+                    p.display()
+                ));
+                None
+            }
+            Err(e) => {
+                counts.missing.push(format!("{}: {e}", p.display()));
+                None
+            }
+        },
+    }
+}
+
+/// read(), retried when interrupted.
+pub(crate) fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            x => return x,
+        }
+    }
+}
+
 /// Reads sources in order and hands every complete line (without its newline) to `f`,
 /// recording oddities in `counts`. A second thread does the reading (1 MiB chunks, at
 /// most a few in flight), so the kernel's copying overlaps the line processing.
@@ -503,30 +709,14 @@ pub fn for_each_line(
     counts: &mut InputCounts,
     mut f: impl FnMut(&[u8], &mut InputCounts),
 ) {
-    let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next chunk
+    let mut lines = LineSplitter::default();
     for (idx, src) in sources.iter().enumerate() {
         counts.source = idx;
         counts.line_no = 0;
-        let mut reader: Box<dyn Read + Send> = match src {
-            Source::Stdin => Box::new(io::stdin()),
-            Source::File(p) => match File::open(p) {
-                Ok(f) => Box::new(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    counts.missing.push(format!(
-                        "{}: vanished before it could be read (rotated away?)",
-                        p.display()
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    counts.missing.push(format!("{}: {e}", p.display()));
-                    continue;
-                }
-            },
+        let Some(mut reader) = open(src, counts) else {
+            continue;
         };
         counts.files += 1;
-        carry.clear();
-        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
             let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -536,14 +726,7 @@ pub fn for_each_line(
                         .try_recv()
                         .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                     b.resize(CHUNK, 0);
-                    let n = loop {
-                        match reader.read(&mut b) {
-                            Ok(n) => break Ok(n),
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    match n {
+                    match read_some(&mut reader, &mut b) {
                         Ok(0) => return,
                         Ok(n) => {
                             b.truncate(n);
@@ -568,63 +751,76 @@ pub fn for_each_line(
                         break;
                     }
                 };
-                counts.bytes += data.len() as u64;
-                let ascii = data.is_ascii();
-                counts.chunk_ascii = false; // a line continued from the chunk before
-                let mut start = 0;
-                if skipping || !carry.is_empty() {
-                    match memchr::memchr(b'\n', &data) {
-                        Some(p) => {
-                            counts.lines += 1;
-                            counts.line_no += 1;
-                            if skipping {
-                                skipping = false;
-                            } else {
-                                carry.extend_from_slice(&data[..p]);
-                                f(&carry, counts);
-                            }
-                            carry.clear();
-                            start = p + 1;
-                        }
-                        None => {
-                            if !skipping {
-                                carry.extend_from_slice(&data);
-                                if carry.len() > MAX_LINE {
-                                    // keep memory bounded: the rest of this line is dropped
-                                    counts.overlong += 1;
-                                    skipping = true;
-                                    carry = Vec::new();
-                                }
-                            }
-                            let _ = back_tx.send(data);
-                            continue;
-                        }
-                    }
-                }
-                counts.chunk_ascii = ascii;
-                let mut scan = start;
-                while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
-                    let nl = scan + p;
-                    counts.lines += 1;
-                    counts.line_no += 1;
-                    f(&data[start..nl], counts);
-                    start = nl + 1;
-                    scan = start;
-                }
-                carry.extend_from_slice(&data[start..]);
-                if carry.len() > MAX_LINE {
-                    counts.overlong += 1;
-                    skipping = true;
-                    carry = Vec::new();
-                }
+                lines.chunk(&data, counts, &mut f);
                 let _ = back_tx.send(data);
             }
         });
-        if !carry.is_empty() || skipping {
-            counts.lines += 1;
-            counts.truncated += 1;
-        }
+        lines.end(counts);
     }
+}
+
+/// [`for_each_line`] reading in the calling thread, `buf_size` bytes at a time: for a
+/// caller that is itself one stage of a pipeline (the data is then still in this core's
+/// cache when the lines are looked at).
+pub fn for_each_line_here(
+    sources: &[Source],
+    counts: &mut InputCounts,
+    buf_size: usize,
+    mut f: impl FnMut(&[u8], &mut InputCounts),
+) {
+    let mut lines = LineSplitter::default();
+    let mut buf = vec![0u8; buf_size.max(1)];
+    for (idx, src) in sources.iter().enumerate() {
+        counts.source = idx;
+        counts.line_no = 0;
+        let Some(mut reader) = open(src, counts) else {
+            continue;
+        };
+        counts.files += 1;
+        loop {
+            match read_some(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => lines.chunk(&buf[..n], counts, &mut f),
+                Err(e) => {
+                    counts
+                        .missing
+                        .push(format!("{}: read error: {e}", src.name()));
+                    break;
+                }
+            }
+        }
+        lines.end(counts);
+    }
+}
+
+/// Window and order bookkeeping for a stamped line: `None` when it is at or after
+/// `--until` (skip it), else whether it is before `--since`.
+pub fn window(
+    counts: &mut InputCounts,
+    latest: &mut Option<Stamp>,
+    when: Stamp,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+) -> Option<bool> {
+    match *latest {
+        Some(l) if when < l => counts.out_of_order += 1,
+        _ => *latest = Some(when),
+    }
+    if counts.first.is_none_or(|f| when < f) {
+        counts.first = Some(when);
+    }
+    if counts.last.is_none_or(|l| when > l) {
+        counts.last = Some(when);
+    }
+    if until.is_some_and(|u| when >= u) {
+        counts.outside_window += 1;
+        return None;
+    }
+    let before = since.is_some_and(|b| when < b);
+    if before {
+        counts.outside_window += 1;
+    }
+    Some(before)
 }
 
 impl InputCounts {
