@@ -13,11 +13,14 @@
 //! `matchup | zoverall`).
 
 use crate::awk::num;
-use crate::input::{Stamp, push_stamp};
+use crate::input::{Stamp, push_stamp, read_some};
+use crate::mapped::{Mapping, WINDOW};
 use crate::matchup::{Counts, find_sep, scan_ulong};
 use crate::reports::Overall;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read};
+use std::sync::Arc;
 
 #[derive(Default)]
 struct IdHasher(u64);
@@ -538,10 +541,98 @@ struct Batch {
     source: usize,
     /// line number of the line before the batch's first
     base: u64,
+    /// the input: `buf[..len]`, or `map.bytes()[start..start + len]`
     buf: Vec<u8>,
+    map: Option<Arc<Mapping>>,
+    start: usize,
+    len: usize,
     recs: Vec<Rec>,
     /// lines continued from the read before, and lines stamped the slow way
     text: Vec<u8>,
+}
+
+impl Batch {
+    fn data(&self) -> &[u8] {
+        let all = match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        };
+        all.get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+}
+
+/// Where the reading thread gets its bytes.
+enum Input {
+    Stream(Box<dyn Read + Send>),
+    /// A file: its first `size` bytes (its size when opened) through maps, window by
+    /// window, anything appended later with `read()`.
+    File {
+        file: std::fs::File,
+        size: u64,
+        pos: u64,
+        map: Option<(u64, Arc<Mapping>)>,
+        /// mapping failed: read() the rest
+        no_map: bool,
+    },
+}
+
+impl Input {
+    /// The next piece of input into `b` (its length; 0 at the end).
+    fn fill(&mut self, b: &mut Batch, read: usize) -> io::Result<usize> {
+        b.map = None;
+        b.start = 0;
+        b.len = 0;
+        if let Input::File {
+            file,
+            size,
+            pos,
+            map,
+            no_map,
+        } = self
+        {
+            if *pos < *size && !*no_map {
+                let at = *pos / WINDOW as u64 * WINDOW as u64;
+                if map.as_ref().is_none_or(|(m_at, _)| *m_at != at) {
+                    *map = None; // unmapped once the batches using it are done
+                    let valid = (*size - at).min(WINDOW as u64) as usize;
+                    *map = Mapping::new(file, at, valid).map(|m| (at, Arc::new(m)));
+                }
+                if let Some((_, m)) = map {
+                    let s = (*pos - at) as usize;
+                    let n = (m.bytes().len() - s).min(read);
+                    if n > 0 {
+                        b.map = Some(m.clone());
+                        b.start = s;
+                        b.len = n;
+                        *pos += n as u64;
+                        return Ok(n);
+                    }
+                }
+                *no_map = true;
+            }
+            *map = None;
+        }
+        if b.buf.len() != read {
+            b.buf = vec![0; read];
+        }
+        let n = match self {
+            Input::Stream(r) => read_some(r.as_mut(), &mut b.buf)?,
+            Input::File { file, pos, .. } => {
+                use std::os::unix::fs::FileExt;
+                let n = loop {
+                    match file.read_at(&mut b.buf, *pos) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        x => break x?,
+                    }
+                };
+                *pos += n as u64;
+                n
+            }
+        };
+        b.len = n;
+        Ok(n)
+    }
 }
 
 /// Bytes read at a time: a batch stays inside a core's cache while both threads use it.
@@ -564,7 +655,21 @@ pub fn run(
     since: Option<Stamp>,
     until: Option<Stamp>,
 ) -> (FastOverall, Option<(usize, u64)>) {
-    use crate::input::{MAX_LINE, open, read_some, window};
+    run_sized(sources, counts, stamper, since, until, READ, true)
+}
+
+/// [`run`] reading `read` bytes at a time, through maps (`map`) or `read()` only.
+fn run_sized(
+    sources: &[crate::input::Source],
+    counts: &mut crate::input::InputCounts,
+    stamper: &mut crate::input::Stamper,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+    read: usize,
+    map: bool,
+) -> (FastOverall, Option<(usize, u64)>) {
+    let read = read.max(1);
+    use crate::input::{MAX_LINE, Source, open_file, window};
     use std::sync::mpsc;
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     let (back_tx, back_rx) = mpsc::channel::<Batch>();
@@ -581,6 +686,8 @@ pub fn run(
                         first_gap = Some((b.source, b.base + r.off as u64));
                     }
                 }
+                let mut b = b;
+                b.map = None; // let the window go as soon as no batch needs it
                 if back_tx.send(b).is_err() {
                     break;
                 }
@@ -660,8 +767,24 @@ pub fn run(
         'sources: for (idx, src) in sources.iter().enumerate() {
             counts.source = idx;
             counts.line_no = 0;
-            let Some(mut reader) = open(src, counts) else {
-                continue;
+            let mut input = match src {
+                Source::Stdin => Input::Stream(Box::new(io::stdin())),
+                Source::File(p) => {
+                    let Some(file) = open_file(p, counts) else {
+                        continue;
+                    };
+                    // a FIFO or device is read as a stream
+                    match file.metadata() {
+                        Ok(m) if m.is_file() => Input::File {
+                            file,
+                            size: m.len(),
+                            pos: 0,
+                            map: None,
+                            no_map: !map,
+                        },
+                        _ => Input::Stream(Box::new(file)),
+                    }
+                }
             };
             counts.files += 1;
             loop {
@@ -670,10 +793,7 @@ pub fn run(
                 b.text.clear();
                 b.source = idx;
                 b.base = counts.line_no;
-                if b.buf.len() != READ {
-                    b.buf = vec![0; READ];
-                }
-                let n = match read_some(&mut reader, &mut b.buf) {
+                let n = match input.fill(&mut b, read) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) => {
@@ -686,9 +806,17 @@ pub fn run(
                 counts.bytes += n as u64;
                 let base = b.base;
                 let Batch {
-                    buf, recs, text, ..
+                    buf,
+                    map,
+                    start: at,
+                    recs,
+                    text,
+                    ..
                 } = &mut b;
-                let data = &buf[..n];
+                let data = match map {
+                    Some(m) => &m.bytes()[*at..*at + n],
+                    None => &buf[..n],
+                };
                 let mut start = 0;
                 if skipping || !carry.is_empty() {
                     match memchr::memchr(b'\n', data) {
@@ -745,6 +873,15 @@ pub fn run(
             }
             carry.clear();
             skipping = false;
+            if let Input::File { file, size, .. } = &input {
+                let now = file.metadata().map_or(*size, |m| m.len());
+                if crate::mapped::take_shrunk() || now < *size {
+                    counts.missing.push(format!(
+                        "{}: cut short while being read ({size} bytes when opened, {now} now): what was past the cut read as zero bytes",
+                        src.name()
+                    ));
+                }
+            }
         }
         drop(tx);
         match applier.join() {
@@ -758,7 +895,7 @@ impl FastOverall {
     /// Apply one record of the reading thread; `tmp` is scratch space.
     #[inline]
     fn record(&mut self, r: &Rec, b: &Batch, tmp: &mut Vec<u8>) {
-        let store = if r.in_text { &b.text } else { &b.buf };
+        let store = if r.in_text { &b.text[..] } else { b.data() };
         let (line, rest, end) = (r.line as usize, r.rest as usize, r.end as usize);
         let (Some(raw), Some(after)) = (store.get(line..end), store.get(rest..end)) else {
             return; // cannot happen: the reading thread made the positions
@@ -874,6 +1011,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The reading thread's cuts (read sizes, maps or read(), window edges) change
+    /// nothing: same report numbers, counts and first gap.
+    #[test]
+    fn reading_in_any_pieces_gives_the_same_result() {
+        use crate::genlog::{Params, StampStyle, generate};
+        use crate::input::{InputCounts, Source, Stamper};
+        let d = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for (i, stamps) in [StampStyle::Numeric, StampStyle::Tai64n]
+            .into_iter()
+            .enumerate()
+        {
+            let mut log = Vec::new();
+            let p = Params {
+                seed: 7 + i as u64,
+                messages: 6000,
+                stamps,
+                ..Params::default()
+            };
+            generate(&p, &mut log).unwrap();
+            // odd lines: non-UTF-8, foreign, unstamped, a line without its start
+            log.extend_from_slice(b"1700999999.5 warning: \xff\xfe odd\n");
+            log.extend_from_slice(b"no stamp here\n");
+            log.extend_from_slice(b"1700999999.6 delivery 99999999: success: x\n");
+            log.extend_from_slice(b"1700999999.7 new msg 5"); // unterminated
+            assert!(log.len() > WINDOW + 1000, "{}", log.len());
+            let f = d.path().join(format!("log{i}"));
+            std::fs::write(&f, &log).unwrap();
+            sources.push(Source::File(f));
+        }
+        let mut want: Option<String> = None;
+        for map in [true, false] {
+            for read in [READ, 13, 100, 4096, 65536 + 3] {
+                let mut counts = InputCounts::default();
+                let mut st = Stamper::default();
+                let (fast, gap) = run_sized(&sources, &mut counts, &mut st, None, None, read, map);
+                counts.chunk_ascii = false;
+                let got = format!("{:?} {:?} {gap:?} {counts:?}", fast.overall, fast.counts);
+                match &want {
+                    None => want = Some(got),
+                    Some(w) => assert_eq!(&got, w, "read {read} map {map}"),
+                }
+            }
+        }
+        let w = want.unwrap();
+        assert!(
+            w.contains("non_utf8: 2") && w.contains("truncated: 2"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -121,53 +121,57 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
     v
 }
 
-const fn hexval(c: u8) -> Option<u64> {
-    match c {
-        b'0'..=b'9' => Some((c - b'0') as u64),
-        b'a'..=b'f' => Some((c - b'a' + 10) as u64),
-        b'A'..=b'F' => Some((c - b'A' + 10) as u64),
-        _ => None,
+/// The value of eight ASCII hex digits (either case) loaded little-endian (first digit
+/// most significant), or `None` when a byte is not a hex digit.
+#[inline]
+fn hex8(x: u64) -> Option<u32> {
+    const H: u64 = 0x8080_8080_8080_8080;
+    const fn rep(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
     }
+    if x & H != 0 {
+        return None;
+    }
+    // every byte is below 0x80, so none of these sums carries into the next byte; bit 7 of
+    // a byte of `x + rep(0x80 - lo)` is set when it is >= lo, of `x + rep(0x7f - hi)` when
+    // it is > hi
+    let digit = x.wrapping_add(rep(0x80 - b'0')) & !x.wrapping_add(rep(0x7f - b'9')) & H;
+    let l = x | rep(0x20); // lower case
+    let alpha = l.wrapping_add(rep(0x80 - b'a')) & !l.wrapping_add(rep(0x7f - b'f')) & H;
+    if digit | alpha != H {
+        return None;
+    }
+    let v = (x & rep(0x0f)) + (alpha >> 7) * 9;
+    // neighbouring nibbles into bytes, bytes into 16-bit values, then the halves
+    let v = ((v << 4) | (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = ((v << 8) | (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((((v << 16) | (v >> 32)) & 0xFFFF_FFFF) as u32)
 }
 
-/// Hex digit values; 0x80 marks a byte that is not a hex digit.
-const HEX: [u8; 256] = {
-    let mut t = [0x80u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        if let Some(v) = hexval(c as u8) {
-            t[c] = v as u8;
-        }
-        c += 1;
-    }
-    t
-};
+/// Eight bytes of `s` from `at`, little-endian (the caller checked the length).
+#[inline]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(a)
+}
 
 /// Parse a tai64n label (`@` + 24 hex digits) into UNIX time.
+#[inline]
 pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
     if s.len() < 25 || s[0] != b'@' {
         return None;
     }
-    // table lookups without a branch per digit; any bad digit sets the 0x80 bit
-    let mut bad = 0u8;
-    let mut secs: u64 = 0;
-    for &c in &s[1..17] {
-        let v = HEX[c as usize];
-        bad |= v;
-        secs = (secs << 4) | (v & 0x0f) as u64;
-    }
-    let mut nanos: u64 = 0;
-    for &c in &s[17..25] {
-        let v = HEX[c as usize];
-        bad |= v;
-        nanos = (nanos << 4) | (v & 0x0f) as u64;
-    }
-    if bad & 0x80 != 0 || nanos >= 1_000_000_000 {
+    let hi = hex8(load8(s, 1))?;
+    let lo = hex8(load8(s, 9))?;
+    let nanos = hex8(load8(s, 17))?;
+    if nanos >= 1_000_000_000 {
         return None;
     }
+    let secs = ((hi as u64) << 32) | lo as u64;
     // daemontools labels: 2^62 + 10 + UNIX seconds
     let unix = secs.checked_sub((1u64 << 62) + 10)?;
-    Some((unix, nanos as u32))
+    Some((unix, nanos))
 }
 
 /// Parse a numeric stamp `SECS[.FRACTION]` (the whole of `s`).
@@ -674,20 +678,25 @@ fn masks64(block: &[u8]) -> (u64, u64) {
 pub(crate) fn open(src: &Source, counts: &mut InputCounts) -> Option<Box<dyn Read + Send>> {
     match src {
         Source::Stdin => Some(Box::new(io::stdin())),
-        Source::File(p) => match File::open(p) {
-            Ok(f) => Some(Box::new(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                counts.missing.push(format!(
-                    "{}: vanished before it could be read (rotated away?)",
-                    p.display()
-                ));
-                None
-            }
-            Err(e) => {
-                counts.missing.push(format!("{}: {e}", p.display()));
-                None
-            }
-        },
+        Source::File(p) => open_file(p, counts).map(|f| Box::new(f) as Box<dyn Read + Send>),
+    }
+}
+
+/// Open a file for reading; `None` (recorded in `counts.missing`) when it cannot be.
+pub(crate) fn open_file(p: &Path, counts: &mut InputCounts) -> Option<File> {
+    match File::open(p) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            counts.missing.push(format!(
+                "{}: vanished before it could be read (rotated away?)",
+                p.display()
+            ));
+            None
+        }
+        Err(e) => {
+            counts.missing.push(format!("{}: {e}", p.display()));
+            None
+        }
     }
 }
 
@@ -871,6 +880,28 @@ impl InputCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_eight_at_a_time() {
+        let naive = |b: &[u8; 8]| -> Option<u32> {
+            let t = std::str::from_utf8(b).ok()?;
+            if !t.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            u32::from_str_radix(t, 16).ok()
+        };
+        let bases: [&[u8; 8]; 4] = [b"400000A0", b"6553f100", b"FFFFffff", b"00000000"];
+        for base in bases {
+            assert_eq!(hex8(u64::from_le_bytes(*base)), naive(base));
+            for pos in 0..8 {
+                for c in 0..=255u8 {
+                    let mut b = *base;
+                    b[pos] = c;
+                    assert_eq!(hex8(u64::from_le_bytes(b)), naive(&b), "{b:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn eight_digits_at_a_time() {

@@ -21,5 +21,6 @@ pub mod fast;
 pub mod genlog;
 pub mod html;
 pub mod input;
+pub mod mapped;
 pub mod matchup;
 pub mod reports;
