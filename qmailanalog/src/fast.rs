@@ -669,7 +669,7 @@ fn run_sized(
     map: bool,
 ) -> (FastOverall, Option<(usize, u64)>) {
     let read = read.max(1);
-    use crate::input::{MAX_LINE, Source, open_file, window};
+    use crate::input::{MAX_LINE, Source, open_file};
     use std::sync::mpsc;
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     let (back_tx, back_rx) = mpsc::channel::<Batch>();
@@ -694,73 +694,11 @@ fn run_sized(
             }
             (fast, first_gap)
         });
-        let mut latest: Option<Stamp> = None;
-        // The handling of one line: `raw` lies at `pos` in the batch's buffer (or text).
-        let mut line = |raw: &[u8],
-                        pos: usize,
-                        in_text: bool,
-                        ascii: bool,
-                        counts: &mut crate::input::InputCounts,
-                        recs: &mut Vec<Rec>,
-                        text: &mut Vec<u8>,
-                        base: u64| {
-            if !ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
-                counts.non_utf8 += 1;
-            }
-            let off = (counts.line_no - base) as u32;
-            if let Some(p) = stamper.peek(raw) {
-                let Some(before) = window(counts, &mut latest, p.when, since, until) else {
-                    return;
-                };
-                if raw[p.off..].starts_with(b" status: local ") {
-                    // concurrency report: matchup ignores it
-                    return;
-                }
-                let (stamp, a, b) = match p.digits {
-                    _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
-                    Some((m, frac)) => (S_DIGITS, m, frac as u32),
-                    None => (S_TEXT, 0, 0),
-                };
-                recs.push(Rec {
-                    a,
-                    b,
-                    line: pos as u32,
-                    rest: (pos + p.off) as u32,
-                    end: (pos + raw.len()) as u32,
-                    off,
-                    kind: R_STAMPED,
-                    stamp,
-                    in_text,
-                    emit: !before,
-                });
-            } else {
-                let Some(s) = stamper.stamp(raw) else {
-                    if !raw.is_empty() {
-                        counts.unstamped += 1;
-                    }
-                    return;
-                };
-                let Some(before) = window(counts, &mut latest, s.when, since, until) else {
-                    return;
-                };
-                if s.rest.starts_with(b" status: local ") {
-                    return;
-                }
-                let at = text.len();
-                text.extend_from_slice(s.text);
-                recs.push(Rec {
-                    a: 0,
-                    b: 0,
-                    line: at as u32,
-                    rest: at as u32,
-                    end: text.len() as u32,
-                    off,
-                    kind: R_TEXT,
-                    stamp: S_TEXT,
-                    in_text: true,
-                    emit: !before,
-                });
-            }
+        let mut line = Stamping {
+            stamper,
+            latest: None,
+            since,
+            until,
         };
         let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next read
         let mut skipping = false; // inside an overlong line: drop bytes up to its newline
@@ -829,7 +767,7 @@ fn run_sized(
                                 // the whole line goes into the batch's text
                                 carry.extend_from_slice(&data[..p]);
                                 text.extend_from_slice(&carry);
-                                line(&carry, 0, true, false, counts, recs, text, base);
+                                line.line(&carry, 0, true, false, counts, recs, text, base);
                             }
                             carry.clear();
                             start = p + 1;
@@ -853,7 +791,7 @@ fn run_sized(
                         counts.lines += 1;
                         counts.line_no += 1;
                         let (s, e) = (start + s, start + e);
-                        line(&data[s..e], s, false, ascii, counts, recs, text, base);
+                        line.line(&data[s..e], s, false, ascii, counts, recs, text, base);
                     });
                 start = tail;
                 carry.extend_from_slice(&data[start..]);
@@ -889,6 +827,92 @@ fn run_sized(
             Err(e) => std::panic::resume_unwind(e),
         }
     })
+}
+
+/// The reading thread's look at each line: stamp, window, and the record.
+struct Stamping<'a> {
+    stamper: &'a mut crate::input::Stamper,
+    latest: Option<Stamp>,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+}
+
+impl Stamping<'_> {
+    /// One line: `raw` lies at `pos` in the batch's input (or, `in_text`, its text);
+    /// `ascii` when it is known to hold only ASCII; `base` is the batch's.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn line(
+        &mut self,
+        raw: &[u8],
+        pos: usize,
+        in_text: bool,
+        ascii: bool,
+        counts: &mut crate::input::InputCounts,
+        recs: &mut Vec<Rec>,
+        text: &mut Vec<u8>,
+        base: u64,
+    ) {
+        use crate::input::window;
+        if !ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            counts.non_utf8 += 1;
+        }
+        let off = (counts.line_no - base) as u32;
+        let (since, until) = (self.since, self.until);
+        if let Some(p) = self.stamper.peek(raw) {
+            let Some(before) = window(counts, &mut self.latest, p.when, since, until) else {
+                return;
+            };
+            if raw[p.off..].starts_with(b" status: local ") {
+                // concurrency report: matchup ignores it
+                return;
+            }
+            let (stamp, a, b) = match p.digits {
+                _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
+                Some((m, frac)) => (S_DIGITS, m, frac as u32),
+                None => (S_TEXT, 0, 0),
+            };
+            recs.push(Rec {
+                a,
+                b,
+                line: pos as u32,
+                rest: (pos + p.off) as u32,
+                end: (pos + raw.len()) as u32,
+                off,
+                kind: R_STAMPED,
+                stamp,
+                in_text,
+                emit: !before,
+            });
+        } else {
+            let Some(s) = self.stamper.stamp(raw) else {
+                if !raw.is_empty() {
+                    counts.unstamped += 1;
+                }
+                return;
+            };
+            let Some(before) = window(counts, &mut self.latest, s.when, since, until) else {
+                return;
+            };
+            if s.rest.starts_with(b" status: local ") {
+                return;
+            }
+            let at = text.len();
+            text.extend_from_slice(s.text);
+            recs.push(Rec {
+                a: 0,
+                b: 0,
+                line: at as u32,
+                rest: at as u32,
+                end: text.len() as u32,
+                off,
+                kind: R_TEXT,
+                stamp: S_TEXT,
+                in_text: true,
+                emit: !before,
+            });
+        }
+    }
 }
 
 impl FastOverall {

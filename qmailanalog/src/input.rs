@@ -804,6 +804,7 @@ pub fn for_each_line_here(
 
 /// Window and order bookkeeping for a stamped line: `None` when it is at or after
 /// `--until` (skip it), else whether it is before `--since`.
+#[inline]
 pub fn window(
     counts: &mut InputCounts,
     latest: &mut Option<Stamp>,
