@@ -17,30 +17,158 @@ use crate::input::{Stamp, push_stamp, read_some};
 use crate::mapped::{Mapping, WINDOW};
 use crate::matchup::{Counts, find_sep, scan_ulong};
 use crate::reports::Overall;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::sync::Arc;
 
-#[derive(Default)]
-struct IdHasher(u64);
+/// A map from ids (message or delivery numbers) to small values: open addressing with
+/// linear probing and backward-shift deletion, Fibonacci hashing, at most half full. The
+/// maps hold the messages and deliveries in flight (a few thousand), so they live in the
+/// cache, and a probe is a multiply, a shift and usually one compare.
+#[derive(Clone)]
+struct Map<V: Copy> {
+    slots: Vec<Slot<V>>,
+    len: usize,
+    /// 64 - log2(slots.len())
+    shift: u32,
+}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100000001b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // fibonacci hashing: the high bits (which the table uses) depend on every bit
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+#[derive(Clone, Copy)]
+struct Slot<V: Copy> {
+    key: u64,
+    used: bool,
+    val: Option<V>,
+}
+
+impl<V: Copy> Default for Map<V> {
+    fn default() -> Self {
+        Map::with_bits(6)
     }
 }
 
-type Map<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+impl<V: Copy> Map<V> {
+    fn with_bits(bits: u32) -> Self {
+        Map {
+            slots: vec![
+                Slot {
+                    key: 0,
+                    used: false,
+                    val: None,
+                };
+                1 << bits
+            ],
+            len: 0,
+            shift: 64 - bits,
+        }
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let s = &self.slots[i];
+            if !s.used {
+                return None;
+            }
+            if s.key == key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        let i = self.find(key)?;
+        self.slots[i].val.as_mut()
+    }
+
+    /// Insert or replace; the value replaced.
+    #[inline]
+    fn insert(&mut self, key: u64, val: V) -> Option<V> {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let s = &mut self.slots[i];
+            if !s.used {
+                *s = Slot {
+                    key,
+                    used: true,
+                    val: Some(val),
+                };
+                self.len += 1;
+                return None;
+            }
+            if s.key == key {
+                return s.val.replace(val);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, key: u64) -> Option<V> {
+        let mut hole = self.find(key)?;
+        let val = self.slots[hole].val.take();
+        let mask = self.mask();
+        // move back every later entry of the run whose home is not between the hole and it
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            if !self.slots[j].used {
+                break;
+            }
+            let h = self.home(self.slots[j].key);
+            // distance from home to j and from the hole to j, around the ring
+            if (j.wrapping_sub(h) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole].used = false;
+        self.slots[hole].val = None;
+        self.len -= 1;
+        val
+    }
+
+    fn clear(&mut self) {
+        if self.len > 0 {
+            for s in &mut self.slots {
+                s.used = false;
+                s.val = None;
+            }
+            self.len = 0;
+        }
+    }
+
+    fn grow(&mut self) {
+        let bits = 64 - self.shift + 1;
+        let old = std::mem::replace(self, Map::with_bits(bits));
+        for s in old.slots {
+            if let (true, Some(v)) = (s.used, s.val) {
+                self.insert(s.key, v);
+            }
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Msg {
@@ -315,6 +443,22 @@ fn is_blank(c: u8) -> bool {
 /// Leading decimal digits of `s` (qmail's scan_ulong) and how many there were.
 #[inline]
 fn digits(s: &[u8]) -> (u64, usize) {
+    if s.len() >= 8 {
+        // eight bytes at once: up to the first byte that is not a digit
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&s[..8]);
+        let x = u64::from_le_bytes(a);
+        let n = crate::input::leading_digits(x);
+        if n == 0 {
+            return (0, 0);
+        }
+        if n < 8 {
+            // the digits moved to the end, '0's in front: the same number
+            let shift = 8 * (8 - n) as u32;
+            let y = (x << shift) | (0x3030_3030_3030_3030u64 >> (64 - shift));
+            return (crate::input::eight_digits(y), n);
+        }
+    }
     let mut r: u64 = 0;
     let mut i = 0;
     while i < s.len() && s[i].is_ascii_digit() {
@@ -405,12 +549,12 @@ impl FastOverall {
                 self.delivery(scan_ulong(field(2)), kind, stamp.value())
             }
             b"new" => {
-                self.msgs.remove(&scan_ulong(field(3)));
+                self.msgs.remove(scan_ulong(field(3)));
             }
             b"end" => self.end(scan_ulong(field(3)), stamp.value()),
             b"info" => self.info(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
             b"extra" => {
-                if let Some(msg) = self.msgs.get_mut(&scan_ulong(field(2))) {
+                if let Some(msg) = self.msgs.get_mut(scan_ulong(field(2))) {
                     msg.k = scan_ulong(field(3));
                     msg.z = scan_ulong(field(4));
                     msg.d = scan_ulong(field(5));
@@ -438,11 +582,11 @@ impl FastOverall {
     /// `kind` as in [`Ev::Delivery`].
     #[inline]
     fn delivery(&mut self, d: u64, kind: u8, t: f64) {
-        let Some(del) = self.dels.remove(&d) else {
+        let Some(del) = self.dels.remove(d) else {
             self.counts.delivery_without_start += 1;
             return;
         };
-        let msg = self.msgs.get_mut(&del.msg);
+        let msg = self.msgs.get_mut(del.msg);
         let birth = match msg {
             Some(m) => {
                 match kind {
@@ -471,7 +615,7 @@ impl FastOverall {
 
     #[inline]
     fn end(&mut self, m: u64, t: f64) {
-        let Some(msg) = self.msgs.remove(&m) else {
+        let Some(msg) = self.msgs.remove(m) else {
             self.counts.end_without_info += 1;
             return;
         };
@@ -694,12 +838,7 @@ fn run_sized(
             }
             (fast, first_gap)
         });
-        let mut line = Stamping {
-            stamper,
-            latest: None,
-            since,
-            until,
-        };
+        let mut line = Stamping::new(stamper, since, until);
         let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next read
         let mut skipping = false; // inside an overlong line: drop bytes up to its newline
         'sources: for (idx, src) in sources.iter().enumerate() {
@@ -822,6 +961,7 @@ fn run_sized(
             }
         }
         drop(tx);
+        line.finish(counts);
         match applier.join() {
             Ok(r) => r,
             Err(e) => std::panic::resume_unwind(e),
@@ -829,15 +969,121 @@ fn run_sized(
     })
 }
 
+/// A stamp as one number that orders like it: nanoseconds since the epoch.
+#[inline]
+fn key(t: Stamp) -> u128 {
+    t.0 as u128 * 1_000_000_000 + t.1 as u128
+}
+
+fn from_key(k: u128) -> Stamp {
+    ((k / 1_000_000_000) as u64, (k % 1_000_000_000) as u32)
+}
+
+/// The window and order bookkeeping of [`crate::input::window`], on [`key`]s.
+struct Window {
+    /// the latest stamp so far (0 before the first), the least and the greatest
+    latest: u128,
+    first: u128,
+    last: u128,
+    any: bool,
+    /// `--since` (0 when not given) and `--until` (u128::MAX when not given)
+    since: u128,
+    until: u128,
+}
+
+impl Window {
+    /// `None` when the line is at or after `--until`, else whether it is before
+    /// `--since`.
+    #[inline(always)]
+    fn check(&mut self, counts: &mut crate::input::InputCounts, k: u128) -> Option<bool> {
+        if k < self.latest {
+            counts.out_of_order += 1;
+        } else {
+            self.latest = k;
+        }
+        self.first = self.first.min(k);
+        self.last = self.last.max(k);
+        self.any = true;
+        if k >= self.until {
+            counts.outside_window += 1;
+            return None;
+        }
+        let before = k < self.since;
+        counts.outside_window += before as u64;
+        Some(before)
+    }
+}
+
 /// The reading thread's look at each line: stamp, window, and the record.
 struct Stamping<'a> {
     stamper: &'a mut crate::input::Stamper,
-    latest: Option<Stamp>,
-    since: Option<Stamp>,
-    until: Option<Stamp>,
+    win: Window,
+    /// the stamp of the last stamped line, for bare lines (0 before the first)
+    prev: u128,
 }
 
-impl Stamping<'_> {
+impl<'a> Stamping<'a> {
+    fn new(
+        stamper: &'a mut crate::input::Stamper,
+        since: Option<Stamp>,
+        until: Option<Stamp>,
+    ) -> Self {
+        Stamping {
+            stamper,
+            win: Window {
+                latest: 0,
+                first: u128::MAX,
+                last: 0,
+                any: false,
+                since: since.map_or(0, key),
+                until: until.map_or(u128::MAX, key),
+            },
+            prev: 0,
+        }
+    }
+
+    /// Hand the first and last stamps over to `counts`, as `window` keeps them.
+    fn finish(&mut self, counts: &mut crate::input::InputCounts) {
+        if self.win.any {
+            counts.first = Some(from_key(self.win.first));
+            counts.last = Some(from_key(self.win.last));
+        }
+        self.stamper.last = self.win.any.then(|| from_key(self.prev));
+    }
+
+    /// The stamp of a line in one of the usual shapes (`DDDDDDDDDD.DDDDDD` or a tai64n
+    /// label, then a space or tab), as (key, where the rest starts, stamp kind, a, b) of
+    /// a [`Rec`]; other stamps through [`crate::input::Stamper::peek`].
+    #[inline(always)]
+    fn stamp(&mut self, raw: &[u8]) -> Option<(u128, usize, u8, u64, u32)> {
+        use crate::input::{all_digits, eight_digits, parse_tai64n};
+        if raw.len() >= 18 && raw[10] == b'.' && (raw[17] == b' ' || raw[17] == b'\t') {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&raw[..8]);
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&raw[8..10]);
+            b[2..].copy_from_slice(&raw[11..17]);
+            let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+            if all_digits(a) && all_digits(b) {
+                // 16 digits, 6 after the point: microseconds
+                let m = eight_digits(a) * 100_000_000 + eight_digits(b);
+                return Some((m as u128 * 1000, 17, S_DIGITS, m, 6));
+            }
+        } else if raw.first() == Some(&b'@')
+            && (raw.len() == 25 || raw.len() > 25 && (raw[25] == b' ' || raw[25] == b'\t'))
+            && let Some(t) = parse_tai64n(raw)
+        {
+            return Some((key(t), 25, S_TAI, t.0, t.1));
+        }
+        let p = self.stamper.peek(raw)?;
+        let (stamp, a, b) = match p.digits {
+            _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
+            Some((m, frac)) => (S_DIGITS, m, frac as u32),
+            None => (S_TEXT, 0, 0),
+        };
+        Some((key(p.when), p.off, stamp, a, b))
+    }
+
     /// One line: `raw` lies at `pos` in the batch's input (or, `in_text`, its text);
     /// `ascii` when it is known to hold only ASCII; `base` is the batch's.
     #[allow(clippy::too_many_arguments)]
@@ -853,30 +1099,24 @@ impl Stamping<'_> {
         text: &mut Vec<u8>,
         base: u64,
     ) {
-        use crate::input::window;
         if !ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
             counts.non_utf8 += 1;
         }
         let off = (counts.line_no - base) as u32;
-        let (since, until) = (self.since, self.until);
-        if let Some(p) = self.stamper.peek(raw) {
-            let Some(before) = window(counts, &mut self.latest, p.when, since, until) else {
+        if let Some((k, at, stamp, a, b)) = self.stamp(raw) {
+            self.prev = k;
+            let Some(before) = self.win.check(counts, k) else {
                 return;
             };
-            if raw[p.off..].starts_with(b" status: local ") {
+            if raw[at..].starts_with(b" status: local ") {
                 // concurrency report: matchup ignores it
                 return;
             }
-            let (stamp, a, b) = match p.digits {
-                _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
-                Some((m, frac)) => (S_DIGITS, m, frac as u32),
-                None => (S_TEXT, 0, 0),
-            };
             recs.push(Rec {
                 a,
                 b,
                 line: pos as u32,
-                rest: (pos + p.off) as u32,
+                rest: (pos + at) as u32,
                 end: (pos + raw.len()) as u32,
                 off,
                 kind: R_STAMPED,
@@ -885,13 +1125,17 @@ impl Stamping<'_> {
                 emit: !before,
             });
         } else {
+            // the slow way, with the time of the line before for a bare line
+            self.stamper.last = Some(from_key(self.prev));
             let Some(s) = self.stamper.stamp(raw) else {
                 if !raw.is_empty() {
                     counts.unstamped += 1;
                 }
                 return;
             };
-            let Some(before) = window(counts, &mut self.latest, s.when, since, until) else {
+            let k = key(s.when);
+            self.prev = k;
+            let Some(before) = self.win.check(counts, k) else {
                 return;
             };
             if s.rest.starts_with(b" status: local ") {
@@ -939,7 +1183,7 @@ impl FastOverall {
             Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
             Ev::Delivery { d, kind } => self.delivery(d, kind, stamp.value()),
             Ev::New(m) => {
-                self.msgs.remove(&m);
+                self.msgs.remove(m);
             }
             Ev::End(m) => self.end(m, stamp.value()),
             Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
@@ -1086,6 +1330,68 @@ mod tests {
             w.contains("non_utf8: 2") && w.contains("truncated: 2"),
             "{w}"
         );
+    }
+
+    #[test]
+    fn digits_like_scan_ulong() {
+        let naive = |s: &[u8]| {
+            let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut r: u64 = 0;
+            for &c in &s[..n] {
+                r = r.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+            }
+            (r, n)
+        };
+        for len in 0..24 {
+            for tail in [
+                &b""[..],
+                b":",
+                b": msg 1234567 to",
+                b" ",
+                b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            ] {
+                let mut s: Vec<u8> = (0..len).map(|i| b"9081726354"[i % 10]).collect();
+                s.extend_from_slice(tail);
+                assert_eq!(digits(&s), naive(&s), "{}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn id_map_agrees_with_hashmap() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ours: Map<u64> = Map::default();
+        let mut std: std::collections::HashMap<u64, u64> = Default::default();
+        for round in 0..200_000u64 {
+            // few distinct keys (many collisions and long runs), sometimes huge ones
+            let key = match next() % 4 {
+                0 => next() % 64,
+                1 => next() % 5000,
+                2 => (next() % 64) << 58,
+                _ => next() % 300,
+            };
+            match next() % 7 {
+                0..=2 => assert_eq!(ours.insert(key, round), std.insert(key, round)),
+                3..=4 => assert_eq!(ours.remove(key), std.remove(&key)),
+                5 => assert_eq!(ours.get_mut(key).copied(), std.get(&key).copied()),
+                _ => {
+                    if round % 5000 == 0 {
+                        ours.clear();
+                        std.clear();
+                    }
+                }
+            }
+            assert_eq!(ours.len(), std.len());
+        }
+        for (k, v) in &std {
+            assert_eq!(ours.get_mut(*k).copied(), Some(*v));
+        }
     }
 
     #[test]

@@ -262,7 +262,7 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
 
 /// Whether all eight bytes of `x` are ASCII digits.
 #[inline]
-fn all_digits(x: u64) -> bool {
+pub(crate) fn all_digits(x: u64) -> bool {
     const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const THREES: u64 = 0x3030_3030_3030_3030;
     // high nibble 3, and still 3 after adding 6 (0x30..=0x39 only); no carry crosses a
@@ -270,9 +270,21 @@ fn all_digits(x: u64) -> bool {
     x & HI == THREES && (x.wrapping_add(0x0606_0606_0606_0606) & HI) == THREES
 }
 
+/// How many of the eight bytes of `x` (loaded little-endian) are ASCII digits before the
+/// first that is not.
+#[inline]
+pub(crate) fn leading_digits(x: u64) -> usize {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // a byte is a digit when its high nibble is 3 and stays 3 after adding 6; a carry out
+    // of a byte only comes from one that is not a digit, and only bytes after it see it
+    let bad = ((x & HI) ^ THREES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES);
+    (bad.trailing_zeros() / 8) as usize
+}
+
 /// The value of eight ASCII digits loaded little-endian (first digit most significant).
 #[inline]
-fn eight_digits(x: u64) -> u64 {
+pub(crate) fn eight_digits(x: u64) -> u64 {
     let x = x.wrapping_sub(0x3030_3030_3030_3030);
     // neighbouring digits into two-digit values, then pairs of those, then the halves
     let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
@@ -329,7 +341,8 @@ pub struct Stamped<'a> {
 #[derive(Default)]
 pub struct Stamper {
     buf: Vec<u8>,
-    last: Option<Stamp>,
+    /// the time of the last stamped line (bare lines get it)
+    pub(crate) last: Option<Stamp>,
     /// bare qmail-send lines given the previous line's time
     pub bare: u64,
 }
@@ -881,6 +894,35 @@ impl InputCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_digits_eight_at_a_time() {
+        for s in [
+            &b"12345678"[..],
+            b"1234567 ",
+            b"1: msg 5",
+            b" 1234567",
+            b"99/99999",
+            b"0:000000",
+            b"123\xff5678",
+            b"12345\xfa78",
+            b"0000000:",
+        ] {
+            let x = u64::from_le_bytes(s.try_into().unwrap());
+            let want = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            assert_eq!(leading_digits(x), want, "{}", String::from_utf8_lossy(s));
+        }
+        for c in 0..=255u8 {
+            let mut b = *b"7777777_";
+            for pos in 0..8 {
+                b = *b"77777777";
+                b[pos] = c;
+                let want = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                assert_eq!(leading_digits(u64::from_le_bytes(b)), want, "{b:?}");
+            }
+            let _ = b;
+        }
+    }
 
     #[test]
     fn hex_digits_eight_at_a_time() {
