@@ -1020,6 +1020,11 @@ struct Stamping<'a> {
     win: Window,
     /// the stamp of the last stamped line, for bare lines (0 before the first)
     prev: u128,
+    /// the seconds part (16 hex digits, as loaded) of the last good tai64n label and its
+    /// UNIX seconds: the lines of one second share it
+    tai_secs: Option<(u64, u64, u64)>,
+    /// the first eight digits (as loaded) of the last usual numeric stamp and their value
+    num_hi: Option<(u64, u64)>,
 }
 
 impl<'a> Stamping<'a> {
@@ -1039,7 +1044,32 @@ impl<'a> Stamping<'a> {
                 until: until.map_or(u128::MAX, key),
             },
             prev: 0,
+            tai_secs: None,
+            num_hi: None,
         }
+    }
+
+    /// A tai64n label (`raw` starts with `@` and holds at least 25 bytes): as
+    /// [`crate::input::parse_tai64n`], reading the seconds only when they changed.
+    #[inline(always)]
+    fn tai(&mut self, raw: &[u8]) -> Option<Stamp> {
+        use crate::input::{hex8, load8};
+        let (a, b) = (load8(raw, 1), load8(raw, 9));
+        let unix = match self.tai_secs {
+            Some((ca, cb, unix)) if ca == a && cb == b => unix,
+            _ => {
+                let secs = ((hex8(a)? as u64) << 32) | hex8(b)? as u64;
+                // daemontools labels: 2^62 + 10 + UNIX seconds
+                let unix = secs.checked_sub((1u64 << 62) + 10)?;
+                self.tai_secs = Some((a, b, unix));
+                unix
+            }
+        };
+        let nanos = hex8(load8(raw, 17))?;
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        Some((unix, nanos))
     }
 
     /// Hand the first and last stamps over to `counts`, as `window` keeps them.
@@ -1056,7 +1086,7 @@ impl<'a> Stamping<'a> {
     /// a [`Rec`]; other stamps through [`crate::input::Stamper::peek`].
     #[inline(always)]
     fn stamp(&mut self, raw: &[u8]) -> Option<(u128, usize, u8, u64, u32)> {
-        use crate::input::{all_digits, eight_digits, parse_tai64n};
+        use crate::input::{all_digits, eight_digits};
         if raw.len() >= 18 && raw[10] == b'.' && (raw[17] == b' ' || raw[17] == b'\t') {
             let mut a = [0u8; 8];
             a.copy_from_slice(&raw[..8]);
@@ -1064,14 +1094,25 @@ impl<'a> Stamping<'a> {
             b[..2].copy_from_slice(&raw[8..10]);
             b[2..].copy_from_slice(&raw[11..17]);
             let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
-            if all_digits(a) && all_digits(b) {
+            let hi = match self.num_hi {
+                Some((ca, v)) if ca == a => Some(v),
+                _ if all_digits(a) => {
+                    let v = eight_digits(a);
+                    self.num_hi = Some((a, v));
+                    Some(v)
+                }
+                _ => None,
+            };
+            if let Some(hi) = hi
+                && all_digits(b)
+            {
                 // 16 digits, 6 after the point: microseconds
-                let m = eight_digits(a) * 100_000_000 + eight_digits(b);
+                let m = hi * 100_000_000 + eight_digits(b);
                 return Some((m as u128 * 1000, 17, S_DIGITS, m, 6));
             }
         } else if raw.first() == Some(&b'@')
             && (raw.len() == 25 || raw.len() > 25 && (raw[25] == b' ' || raw[25] == b'\t'))
-            && let Some(t) = parse_tai64n(raw)
+            && let Some(t) = self.tai(raw)
         {
             return Some((key(t), 25, S_TAI, t.0, t.1));
         }
@@ -1391,6 +1432,28 @@ mod tests {
         }
         for (k, v) in &std {
             assert_eq!(ours.get_mut(*k).copied(), Some(*v));
+        }
+    }
+
+    #[test]
+    fn tai64n_labels_with_the_seconds_remembered() {
+        use crate::input::{Stamper, parse_tai64n};
+        let mut st = Stamper::default();
+        let mut s = Stamping::new(&mut st, None, None);
+        let labels = [
+            &b"@400000006553f1000000000a x"[..],
+            b"@400000006553f1003b9ac9ff x",
+            b"@400000006553f1003b9aca00 x", // nanos too big
+            b"@400000006553f1000000000g x",
+            b"@400000006553f1010000000a x",
+            b"@400000006553F1010000000A x",
+            b"@400000006553f10z0000000a x", // bad seconds
+            b"@400000006553f10z0000000b x",
+            b"@000000000000000000000000 x", // before 1970 + 10 s
+            b"@400000006553f1010000000a x",
+        ];
+        for l in labels {
+            assert_eq!(s.tai(l), parse_tai64n(l), "{}", String::from_utf8_lossy(l));
         }
     }
 

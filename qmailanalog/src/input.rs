@@ -124,7 +124,7 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
 /// The value of eight ASCII hex digits (either case) loaded little-endian (first digit
 /// most significant), or `None` when a byte is not a hex digit.
 #[inline]
-fn hex8(x: u64) -> Option<u32> {
+pub(crate) fn hex8(x: u64) -> Option<u32> {
     const H: u64 = 0x8080_8080_8080_8080;
     const fn rep(b: u8) -> u64 {
         0x0101_0101_0101_0101 * b as u64
@@ -150,7 +150,7 @@ fn hex8(x: u64) -> Option<u32> {
 
 /// Eight bytes of `s` from `at`, little-endian (the caller checked the length).
 #[inline]
-fn load8(s: &[u8], at: usize) -> u64 {
+pub(crate) fn load8(s: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&s[at..at + 8]);
     u64::from_le_bytes(a)
@@ -607,6 +607,19 @@ pub fn scan_lines(data: &[u8], mut f: impl FnMut(usize, usize, bool)) -> usize {
             at += 64;
             continue;
         }
+        if hi == 0 {
+            // all ASCII (the usual case): only a line begun before this block can hold
+            // other bytes
+            while nl != 0 {
+                let end = at + nl.trailing_zeros() as usize;
+                f(start, end, !high);
+                start = end + 1;
+                high = false;
+                nl &= nl - 1;
+            }
+            at += 64;
+            continue;
+        }
         let mut from_bit = 0u32; // first bit of the current line within the block
         while nl != 0 {
             let bit = nl.trailing_zeros();
@@ -894,6 +907,39 @@ impl InputCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_lines_finds_every_line_and_its_bytes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let len = (next() % 400) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| match next() % 16 {
+                    0..=1 => b'\n',
+                    2 if round % 3 == 0 => 0x80 | (next() as u8),
+                    _ => b'a' + (next() % 26) as u8,
+                })
+                .collect();
+            let mut got = Vec::new();
+            let tail = scan_lines(&data, |s, e, ascii| got.push((s, e, ascii)));
+            let mut want = Vec::new();
+            let mut s = 0;
+            for (i, &c) in data.iter().enumerate() {
+                if c == b'\n' {
+                    want.push((s, i, data[s..i].is_ascii()));
+                    s = i + 1;
+                }
+            }
+            assert_eq!(got, want, "{data:?}");
+            assert_eq!(tail, s);
+        }
+    }
 
     #[test]
     fn leading_digits_eight_at_a_time() {
