@@ -298,8 +298,8 @@ pub enum Ev {
 }
 
 /// Read `rest` (the text after the stamp, from the space that follows it) when it is in
-/// one of the usual shapes. A pure function of the bytes, so it can run ahead in the
-/// reading thread.
+/// one of the usual shapes. A pure function of the bytes.
+#[inline(always)]
 pub fn parse(rest: &[u8]) -> Ev {
     let Some(r) = rest.strip_prefix(b" ") else {
         return Ev::Other;
@@ -322,7 +322,8 @@ pub fn parse(rest: &[u8]) -> Ev {
                     return Ev::Other;
                 }
                 // channel and recipient: two words are all strict mode needs
-                let Some(p) = memchr::memchr3(b' ', b'\t', b'\n', r) else {
+                // (a short word: a plain loop beats memchr's set-up)
+                let Some(p) = r.iter().position(|&c| is_blank(c)) else {
                     return Ev::Other;
                 };
                 if !word_at(r, p + 1) {
@@ -401,7 +402,7 @@ pub fn parse(rest: &[u8]) -> Ev {
                 return Ev::Other;
             }
             // sender, "qp", QP, "uid", UID: the twelve words strict mode needs
-            let Some(p) = memchr::memchr(b' ', r) else {
+            let Some(p) = r.iter().position(|&c| c == b' ') else {
                 return Ev::Other;
             };
             let Some(r) = r[p..].strip_prefix(b" qp ") else {
@@ -410,7 +411,7 @@ pub fn parse(rest: &[u8]) -> Ev {
             if !word_at(r, 0) {
                 return Ev::Other;
             }
-            let Some(p) = memchr::memchr(b' ', r) else {
+            let Some(p) = r.iter().position(|&c| c == b' ') else {
                 return Ev::Other;
             };
             let Some(r) = r[p..].strip_prefix(b" uid ") else {
@@ -661,6 +662,8 @@ const S_TEXT: u8 = 2;
 /// it lies, what its stamp is, and the `--since` verdict.
 #[derive(Clone, Copy)]
 struct Rec {
+    /// the stamp's value as awk reads it (`R_STAMPED`)
+    t: f64,
     /// tai64n: the seconds; numeric: all the stamp's digits as one number
     a: u64,
     /// tai64n: the nanoseconds; numeric: the number of digits after the point
@@ -830,8 +833,7 @@ fn run_sized(
                         first_gap = Some((b.source, b.base + r.off as u64));
                     }
                 }
-                let mut b = b;
-                b.map = None; // let the window go as soon as no batch needs it
+                // (the reading thread lets go of the batch's window, and so unmaps it)
                 if back_tx.send(b).is_err() {
                     break;
                 }
@@ -981,10 +983,10 @@ fn from_key(k: u128) -> Stamp {
 
 /// The window and order bookkeeping of [`crate::input::window`], on [`key`]s.
 struct Window {
-    /// the latest stamp so far (0 before the first), the least and the greatest
+    /// the latest (so the greatest) stamp so far (0 before the first), the least, and
+    /// whether there was any
     latest: u128,
     first: u128,
-    last: u128,
     any: bool,
     /// `--since` (0 when not given) and `--until` (u128::MAX when not given)
     since: u128,
@@ -996,14 +998,18 @@ impl Window {
     /// `--since`.
     #[inline(always)]
     fn check(&mut self, counts: &mut crate::input::InputCounts, k: u128) -> Option<bool> {
+        // `latest` is the greatest stamp so far (what `last` is too); the least only
+        // changes on the first line and on lines out of order
         if k < self.latest {
             counts.out_of_order += 1;
+            self.first = self.first.min(k);
         } else {
             self.latest = k;
         }
-        self.first = self.first.min(k);
-        self.last = self.last.max(k);
-        self.any = true;
+        if !self.any {
+            self.any = true;
+            self.first = k;
+        }
         if k >= self.until {
             counts.outside_window += 1;
             return None;
@@ -1038,7 +1044,6 @@ impl<'a> Stamping<'a> {
             win: Window {
                 latest: 0,
                 first: u128::MAX,
-                last: 0,
                 any: false,
                 since: since.map_or(0, key),
                 until: until.map_or(u128::MAX, key),
@@ -1076,7 +1081,7 @@ impl<'a> Stamping<'a> {
     fn finish(&mut self, counts: &mut crate::input::InputCounts) {
         if self.win.any {
             counts.first = Some(from_key(self.win.first));
-            counts.last = Some(from_key(self.win.last));
+            counts.last = Some(from_key(self.win.latest));
         }
         self.stamper.last = self.win.any.then(|| from_key(self.prev));
     }
@@ -1153,7 +1158,15 @@ impl<'a> Stamping<'a> {
                 // concurrency report: matchup ignores it
                 return;
             }
+            let stamp_text = &raw[..at];
+            let t = match stamp {
+                S_TAI => StampText::Tai((a, b)),
+                S_DIGITS => StampText::Digits(a, b as usize, stamp_text),
+                _ => StampText::Text(stamp_text),
+            }
+            .value();
             recs.push(Rec {
+                t,
                 a,
                 b,
                 line: pos as u32,
@@ -1185,6 +1198,7 @@ impl<'a> Stamping<'a> {
             let at = text.len();
             text.extend_from_slice(s.text);
             recs.push(Rec {
+                t: 0.0,
                 a: 0,
                 b: 0,
                 line: at as u32,
@@ -1214,20 +1228,14 @@ impl FastOverall {
             self.line(raw);
             return;
         }
-        let stamp_text = &raw[..rest - line];
-        let stamp = match r.stamp {
-            S_TAI => StampText::Tai((r.a, r.b)),
-            S_DIGITS => StampText::Digits(r.a, r.b as usize, stamp_text),
-            _ => StampText::Text(stamp_text),
-        };
         match parse(after) {
-            Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
-            Ev::Delivery { d, kind } => self.delivery(d, kind, stamp.value()),
+            Ev::Starting { d, m } => self.starting(d, m, r.t),
+            Ev::Delivery { d, kind } => self.delivery(d, kind, r.t),
             Ev::New(m) => {
                 self.msgs.remove(m);
             }
-            Ev::End(m) => self.end(m, stamp.value()),
-            Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
+            Ev::End(m) => self.end(m, r.t),
+            Ev::Info { m, bytes } => self.info(m, bytes, r.t),
             Ev::Status { exiting } => {
                 if exiting {
                     self.exiting();
