@@ -715,19 +715,43 @@ enum Input {
     /// A file: its first `size` bytes (its size when opened) through maps, window by
     /// window, anything appended later with `read()`.
     File {
-        file: std::fs::File,
+        file: Arc<std::fs::File>,
         size: u64,
         pos: u64,
         map: Option<(u64, Arc<Mapping>)>,
+        /// the next window, being mapped by a helper thread
+        next: Option<(u64, std::thread::JoinHandle<Option<Mapping>>)>,
+        /// windows the batches are done with, unmapped by the next helper
+        retire: Vec<Arc<Mapping>>,
         /// mapping failed: read() the rest
         no_map: bool,
     },
 }
 
+/// Map window `at` of `file` (its first `size` bytes) in a helper thread, which also
+/// unmaps the windows in `retire`: that kernel work (page tables set up and torn down)
+/// then overlaps the reading thread's.
+fn map_ahead(
+    file: &Arc<std::fs::File>,
+    size: u64,
+    at: u64,
+    retire: Vec<Arc<Mapping>>,
+) -> Option<(u64, std::thread::JoinHandle<Option<Mapping>>)> {
+    let file = file.clone();
+    let valid = (size - at).min(WINDOW as u64) as usize;
+    std::thread::Builder::new()
+        .spawn(move || {
+            drop(retire);
+            Mapping::new(&file, at, valid)
+        })
+        .ok()
+        .map(|h| (at, h))
+}
+
 impl Input {
     /// The next piece of input into `b` (its length; 0 at the end).
     fn fill(&mut self, b: &mut Batch, read: usize) -> io::Result<usize> {
-        b.map = None;
+        let done = b.map.take();
         b.start = 0;
         b.len = 0;
         if let Input::File {
@@ -735,15 +759,34 @@ impl Input {
             size,
             pos,
             map,
+            next,
+            retire,
             no_map,
         } = self
         {
+            retire.extend(done);
             if *pos < *size && !*no_map {
                 let at = *pos / WINDOW as u64 * WINDOW as u64;
                 if map.as_ref().is_none_or(|(m_at, _)| *m_at != at) {
-                    *map = None; // unmapped once the batches using it are done
-                    let valid = (*size - at).min(WINDOW as u64) as usize;
-                    *map = Mapping::new(file, at, valid).map(|m| (at, Arc::new(m)));
+                    // the batches still using the old window keep it mapped
+                    retire.extend(map.take().map(|(_, m)| m));
+                    let ahead = match next.take() {
+                        Some((n_at, h)) if n_at == at => h.join().ok().flatten(),
+                        Some((_, h)) => {
+                            let _ = h.join();
+                            None
+                        }
+                        None => None,
+                    };
+                    let m = ahead.or_else(|| {
+                        let valid = (*size - at).min(WINDOW as u64) as usize;
+                        Mapping::new(file, at, valid)
+                    });
+                    *map = m.map(|m| (at, Arc::new(m)));
+                    let following = at + WINDOW as u64;
+                    if map.is_some() && following < *size {
+                        *next = map_ahead(file, *size, following, std::mem::take(retire));
+                    }
                 }
                 if let Some((_, m)) = map {
                     let s = (*pos - at) as usize;
@@ -855,10 +898,12 @@ fn run_sized(
                     // a FIFO or device is read as a stream
                     match file.metadata() {
                         Ok(m) if m.is_file() => Input::File {
-                            file,
+                            file: Arc::new(file),
                             size: m.len(),
                             pos: 0,
                             map: None,
+                            next: None,
+                            retire: Vec::new(),
                             no_map: !map,
                         },
                         _ => Input::Stream(Box::new(file)),

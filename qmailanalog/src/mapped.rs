@@ -21,7 +21,7 @@ pub const WINDOW: usize = 4 << 20;
 
 /// Start addresses of our live maps (0: free slot). Every map is [`WINDOW`] bytes long,
 /// so one atomic word describes one map and the handler never sees half an entry.
-static SLOTS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+static SLOTS: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
 /// Set by the handler when it replaced a page.
 static SHRUNK: AtomicBool = AtomicBool::new(false);
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
