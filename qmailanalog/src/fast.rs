@@ -3,14 +3,21 @@
 //!
 //! zoverall reads nothing of a record but its kind and a few numbers (stamps, bytes,
 //! counts), so this path keeps no sender or recipient text at all: open messages are
-//! `id → (birth, bytes, k, d, z)` and open deliveries `id → (message, start)` in hash maps
-//! keyed by the integers themselves. The usual line shapes (`starting delivery`,
-//! `delivery`, `new msg`, `info msg`, `end msg`, `status:`) are recognised by their exact
-//! byte patterns, straight on the raw line (numeric or tai64n stamp); anything else — extra
-//! blanks, odd words, short lines, lines of other programs — goes through the generic
-//! field split, which follows [`crate::matchup::Matchup`] rule for rule. Output, counts and
-//! warnings are exactly those of the generic path (tests compare them with
+//! `id → (birth, bytes, k, d, z)` and open deliveries `id → (message, start)` in small
+//! open-addressing maps keyed by the integers themselves. The usual line shapes (`starting
+//! delivery`, `delivery`, `new msg`, `info msg`, `end msg`, `status:`) are recognised by
+//! their exact byte patterns, straight on the raw line (numeric or tai64n stamp); anything
+//! else — extra blanks, odd words, short lines, lines of other programs — goes through the
+//! generic field split, which follows [`crate::matchup::Matchup`] rule for rule. Output,
+//! counts and warnings are exactly those of the generic path (tests compare them with
 //! `matchup | zoverall`).
+//!
+//! [`run`] works as a two-thread pipeline (see there): the calling thread reads the input
+//! (regular files through read-only maps, see [`crate::mapped`]; anything else with
+//! `read()`), cuts it into lines, reads the stamps and keeps the window and order
+//! bookkeeping; a second thread parses the lines that matter and applies them to the state
+//! machine, in input order. Short-lived helper threads map the next window of a file and
+//! unmap old ones meanwhile. Memory stays bounded (a few batches and windows in flight).
 
 use crate::awk::num;
 use crate::input::{Stamp, push_stamp, read_some};
@@ -831,13 +838,16 @@ const READ: usize = 256 << 10;
 /// `qmailanalog zoverall`: reads `sources` and returns the state machine after the last
 /// line, with the place (source index, line number) of the first line that showed a gap.
 ///
-/// Two threads. This one reads the input 256 KiB at a time, cuts it into lines, reads
-/// the stamps, keeps the `--since`/`--until` and order bookkeeping, drops concurrency
-/// reports (`status: local …`) and, for every other line, hands a small record (where the
-/// line lies, its stamp's digits) to the second thread together with the buffer. The
-/// second thread parses each line and applies it, in order, to the message and delivery
-/// maps and the report. At most a few batches are in flight, so memory stays bounded
-/// whatever the input's size. Counts and warnings are exactly those of the generic path.
+/// Two threads. This one takes the input 256 KiB at a time (from a 4 MiB window mapped
+/// from a regular file, else read into a buffer), cuts it into lines, reads the stamps,
+/// keeps the `--since`/`--until` and order bookkeeping, drops concurrency reports
+/// (`status: local …`) and, for every other line, hands a small record (where the line
+/// lies, its stamp and the stamp's value) to the second thread together with the piece of
+/// input. The second thread parses each line and applies it, in order, to the message and
+/// delivery maps and the report. At most a few batches (and so windows) are in flight, so
+/// memory stays bounded whatever the input's size. Counts and warnings are exactly those
+/// of the generic path. A file cut short while it is read is reported in
+/// `counts.missing`.
 pub fn run(
     sources: &[crate::input::Source],
     counts: &mut crate::input::InputCounts,
