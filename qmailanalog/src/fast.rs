@@ -166,6 +166,8 @@ impl<V: Copy> Map<V> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let bits = 64 - self.shift + 1;
         let old = std::mem::replace(self, Map::with_bits(bits));
@@ -409,7 +411,7 @@ pub fn parse(rest: &[u8]) -> Ev {
                 return Ev::Other;
             }
             // sender, "qp", QP, "uid", UID: the twelve words strict mode needs
-            let Some(p) = r.iter().position(|&c| c == b' ') else {
+            let Some(p) = memchr::memchr(b' ', r) else {
                 return Ev::Other;
             };
             let Some(r) = r[p..].strip_prefix(b" qp ") else {
@@ -418,7 +420,7 @@ pub fn parse(rest: &[u8]) -> Ev {
             if !word_at(r, 0) {
                 return Ev::Other;
             }
-            let Some(p) = r.iter().position(|&c| c == b' ') else {
+            let Some(p) = memchr::memchr(b' ', r) else {
                 return Ev::Other;
             };
             let Some(r) = r[p..].strip_prefix(b" uid ") else {

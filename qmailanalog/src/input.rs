@@ -618,63 +618,44 @@ unsafe fn scan_lines_avx2(data: &[u8], f: impl FnMut(usize, usize, bool)) -> usi
 fn scan_lines_with<const AVX2: bool>(data: &[u8], mut f: impl FnMut(usize, usize, bool)) -> usize {
     let mut start = 0; // start of the current line
     let mut high = false; // a byte >= 0x80 seen in the current line (before this block)
-    let mut blocks = data.chunks_exact(64);
+    let n = data.len();
     let mut at = 0;
-    for block in &mut blocks {
-        #[cfg(target_arch = "x86_64")]
-        let (mut nl, hi) = if AVX2 {
-            // SAFETY: AVX2 is only true in scan_lines_avx2, which runs only on a CPU with
-            // AVX2.
-            unsafe { masks64_avx2(block) }
+    while at < n {
+        let (mut nl, hi) = if at + 64 <= n {
+            masks::<AVX2>(&data[at..at + 64])
         } else {
-            masks64(block)
+            // the last bytes, padded with zeros (neither newlines nor high)
+            let mut tail = [0u8; 64];
+            tail[..n - at].copy_from_slice(&data[at..]);
+            masks::<AVX2>(&tail)
         };
-        #[cfg(not(target_arch = "x86_64"))]
-        let (mut nl, hi) = masks64(block);
-        if nl == 0 {
-            high |= hi != 0;
-            at += 64;
-            continue;
-        }
-        if hi == 0 {
-            // all ASCII (the usual case): only a line begun before this block can hold
-            // other bytes
-            while nl != 0 {
-                let end = at + nl.trailing_zeros() as usize;
-                f(start, end, !high);
-                start = end + 1;
-                high = false;
-                nl &= nl - 1;
-            }
-            at += 64;
-            continue;
-        }
         let mut from_bit = 0u32; // first bit of the current line within the block
         while nl != 0 {
             let bit = nl.trailing_zeros();
             let end = at + bit as usize;
             // high bits of this line within the block: bits from_bit..bit
-            let line_hi = high || hi & range_mask(from_bit, bit) != 0;
+            let line_hi = high || (hi != 0 && hi & range_mask(from_bit, bit) != 0);
             f(start, end, !line_hi);
             start = end + 1;
             high = false;
             from_bit = bit + 1;
             nl &= nl - 1;
         }
-        high = hi & !range_mask(0, from_bit) != 0;
+        high |= hi != 0 && hi & !range_mask(0, from_bit) != 0;
         at += 64;
     }
-    // the last bytes, one at a time
-    for (i, &c) in blocks.remainder().iter().enumerate() {
-        if c == b'\n' {
-            f(start, at + i, !high);
-            start = at + i + 1;
-            high = false;
-        } else if c >= 0x80 {
-            high = true;
-        }
-    }
     start
+}
+
+/// Newline and high-bit masks of a 64-byte block, with AVX2 when `AVX2`.
+#[inline(always)]
+fn masks<const AVX2: bool>(block: &[u8]) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is only true in scan_lines_avx2, which runs only on a CPU with AVX2.
+        return unsafe { masks64_avx2(block) };
+    }
+    masks64(block)
 }
 
 /// Bits `from..to` (0 <= from <= to <= 64) of a u64.
