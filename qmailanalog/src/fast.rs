@@ -881,9 +881,10 @@ fn run_sized(
             let mut first_gap = None;
             let mut tmp = Vec::new();
             for b in rx {
+                let data = b.data();
                 for r in &b.recs {
                     let before = fast.gaps();
-                    fast.record(r, &b, &mut tmp);
+                    fast.record(r, data, &b.text, &mut tmp);
                     if first_gap.is_none() && fast.gaps() != before {
                         first_gap = Some((b.source, b.base + r.off as u64));
                     }
@@ -1272,10 +1273,11 @@ impl<'a> Stamping<'a> {
 }
 
 impl FastOverall {
-    /// Apply one record of the reading thread; `tmp` is scratch space.
+    /// Apply one record of the reading thread (whose batch holds `data` and `text`);
+    /// `tmp` is scratch space.
     #[inline]
-    fn record(&mut self, r: &Rec, b: &Batch, tmp: &mut Vec<u8>) {
-        let store = if r.in_text { &b.text[..] } else { b.data() };
+    fn record(&mut self, r: &Rec, data: &[u8], text: &[u8], tmp: &mut Vec<u8>) {
+        let store = if r.in_text { text } else { data };
         let (line, rest, end) = (r.line as usize, r.rest as usize, r.end as usize);
         let (Some(raw), Some(after)) = (store.get(line..end), store.get(rest..end)) else {
             return; // cannot happen: the reading thread made the positions
