@@ -873,7 +873,8 @@ fn run_sized(
     let read = read.max(1);
     use crate::input::{MAX_LINE, Source, open_file};
     use std::sync::mpsc;
-    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+    // room for a few MiB of batches, so neither thread waits on the other for long
+    let (tx, rx) = mpsc::sync_channel::<Batch>(16);
     let (back_tx, back_rx) = mpsc::channel::<Batch>();
     std::thread::scope(|scope| {
         let applier = scope.spawn(move || {
