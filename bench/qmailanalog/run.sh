@@ -70,6 +70,13 @@ median() { grep "^$1|" "$R" | cut -d'|' -f"$2" | sort -n | awk '{ v[NR] = $1 } E
 medrow() { grep "^$1|" "$R" | sort -t'|' -k2,2n | awk -v k="$(grep -c "^$1|" "$R")" 'NR == int((k + 1) / 2)'; }
 ratio() { awk -v a="$(median "$1" 2)" -v b="$(median "$2" 2)" 'BEGIN { printf "%.2f", a / b }'; }
 all() { grep "^$1|" "$R" | cut -d'|' -f2 | tr '\n' ' '; }
+# median over the rounds of (our elapsed / the floor's elapsed in the same round)
+rratio() {
+  grep "^$1|" "$R" | cut -d'|' -f2 > "$work/r.a"
+  grep "^$2|" "$R" | cut -d'|' -f2 > "$work/r.b"
+  paste -d'|' "$work/r.a" "$work/r.b" | awk -F'|' '{ printf "%.4f\n", $1 / $2 }' | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'
+}
 {
   echo "# qmailanalog bench"
   echo
@@ -95,6 +102,7 @@ all() { grep "^$1|" "$R" | cut -d'|' -f2 | tr '\n' ' '; }
   echo "All elapsed times (s): wc $(all wc)/ ours $(all ours)/ wc_dir $(all wc_dir)/ ours_dir $(all ours_dir)"
   echo
   echo "Ratio of medians: FILE $(ratio ours wc)× \`wc -l\`; DIR $(ratio ours_dir wc_dir)× \`wc -l\` (target ≤ 3×)."
+  echo "Median of the per-round ratios: FILE $(rratio ours wc)×; DIR $(rratio ours_dir wc_dir)×."
   echo
   echo "Our output identical for FILE and DIR: $same_dir; to the awk pipeline's: $same_awk; to \`matchup | zoverall\`: $same_pipe."
   echo

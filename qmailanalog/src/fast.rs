@@ -268,9 +268,10 @@ fn tai_value(t: Stamp) -> f64 {
             if r * 2 > 1_000_000_000 || (r * 2 == 1_000_000_000 && q & 1 == 1) {
                 q += 1;
             }
-            // mantissa <= 2^53: exact, and scaling by a power of two is exact
+            // mantissa <= 2^53: exact, and scaling by a power of two (here a product
+            // with 2^-shift, the same as dividing by 2^shift) is exact
             let mant = (secs << shift) + q;
-            return mant as f64 / (1u64 << shift) as f64;
+            return mant as f64 * f64::from_bits((1023 - shift as u64) << 52);
         }
     }
     let mut buf = Vec::with_capacity(32);
