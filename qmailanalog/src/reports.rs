@@ -653,7 +653,7 @@ pub struct SenderStat {
     pub xdelay: f64,
 }
 
-/// zsenders (key uid/<sender>) and zsuids (key uid).
+/// zsenders (key `uid/<sender>`) and zsuids (key uid).
 pub struct Senders {
     uids: bool,
     pub map: HashMap<Vec<u8>, SenderStat>,
