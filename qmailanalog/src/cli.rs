@@ -303,7 +303,7 @@ pub fn qmailanalog_main() -> i32 {
     let mut first_gap: Option<(usize, u64)> = None;
     if m.typed {
         // zoverall alone: the numbers-only state machine (same output, counts, warnings),
-        // reading and parsing in one thread, matching and counting in this one
+        // reading and stamping in this thread, parsing and matching in a second one
         let (fast, gap) = crate::fast::run(&sources, &mut counts, &mut stamper, since, until);
         first_gap = gap;
         m.counts = fast.counts.clone();
@@ -321,24 +321,9 @@ pub fn qmailanalog_main() -> i32 {
                 }
                 return;
             };
-            match latest {
-                Some(l) if s.when < l => counts.out_of_order += 1,
-                _ => latest = Some(s.when),
-            }
-            if counts.first.is_none_or(|f| s.when < f) {
-                counts.first = Some(s.when);
-            }
-            if counts.last.is_none_or(|l| s.when > l) {
-                counts.last = Some(s.when);
-            }
-            if until.is_some_and(|u| s.when >= u) {
-                counts.outside_window += 1;
+            let Some(before) = input::window(counts, &mut latest, s.when, since, until) else {
                 return;
-            }
-            let before = since.is_some_and(|b| s.when < b);
-            if before {
-                counts.outside_window += 1;
-            }
+            };
             if s.rest.starts_with(b" status: local ") {
                 // concurrency status: matchup ignores it; skip the work
                 return;
