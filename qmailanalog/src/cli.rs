@@ -2,7 +2,6 @@
 //! integrated `qmailanalog [REPORT] [INPUT…]`.
 
 use crate::awk::Fields;
-use crate::fast::{FastOverall, StampText};
 use crate::html::{Html, gap_notes};
 use crate::input::{self, InputCounts, Stamp, Stamper};
 use crate::matchup::{Matchup, Sink, WriteSink};
@@ -303,58 +302,10 @@ pub fn qmailanalog_main() -> i32 {
     let mut latest: Option<Stamp> = None;
     let mut first_gap: Option<(usize, u64)> = None;
     if m.typed {
-        // zoverall alone: the numbers-only state machine (same output, counts, warnings)
-        let mut fast = FastOverall::new();
-        input::for_each_line(&sources, &mut counts, |raw, counts| {
-            if !counts.chunk_ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
-                counts.non_utf8 += 1;
-            }
-            let gaps_before = fast.gaps();
-            if let Some(p) = stamper.peek(raw) {
-                let (when, off) = (p.when, p.off);
-                let Some(before) = window(counts, &mut latest, when, since, until) else {
-                    return;
-                };
-                let rest = &raw[off..];
-                if rest.starts_with(b" status: local ") {
-                    return;
-                }
-                fast.emit = !before;
-                let tai = raw[0] == b'@';
-                let stamp = match p.digits {
-                    _ if tai => StampText::Tai(when),
-                    Some((m, frac)) => StampText::Digits(m, frac, &raw[..off]),
-                    None => StampText::Text(&raw[..off]),
-                };
-                if !fast.quick(stamp, rest) {
-                    if tai {
-                        if let Some(s) = stamper.stamp(raw) {
-                            fast.line(s.text);
-                        }
-                    } else {
-                        fast.line(raw);
-                    }
-                }
-            } else {
-                let Some(s) = stamper.stamp(raw) else {
-                    if !raw.is_empty() {
-                        counts.unstamped += 1;
-                    }
-                    return;
-                };
-                let Some(before) = window(counts, &mut latest, s.when, since, until) else {
-                    return;
-                };
-                if s.rest.starts_with(b" status: local ") {
-                    return;
-                }
-                fast.emit = !before;
-                fast.line(s.text);
-            }
-            if first_gap.is_none() && fast.gaps() != gaps_before {
-                first_gap = Some((counts.source, counts.line_no));
-            }
-        });
+        // zoverall alone: the numbers-only state machine (same output, counts, warnings),
+        // reading and stamping in this thread, parsing and matching in a second one
+        let (fast, gap) = crate::fast::run(&sources, &mut counts, &mut stamper, since, until);
+        first_gap = gap;
         m.counts = fast.counts.clone();
         if let Some(o) = drive.report.as_mut().and_then(|r| r.as_overall()) {
             *o = fast.overall.clone();
@@ -370,24 +321,9 @@ pub fn qmailanalog_main() -> i32 {
                 }
                 return;
             };
-            match latest {
-                Some(l) if s.when < l => counts.out_of_order += 1,
-                _ => latest = Some(s.when),
-            }
-            if counts.first.is_none_or(|f| s.when < f) {
-                counts.first = Some(s.when);
-            }
-            if counts.last.is_none_or(|l| s.when > l) {
-                counts.last = Some(s.when);
-            }
-            if until.is_some_and(|u| s.when >= u) {
-                counts.outside_window += 1;
+            let Some(before) = input::window(counts, &mut latest, s.when, since, until) else {
                 return;
-            }
-            let before = since.is_some_and(|b| s.when < b);
-            if before {
-                counts.outside_window += 1;
-            }
+            };
             if s.rest.starts_with(b" status: local ") {
                 // concurrency status: matchup ignores it; skip the work
                 return;
@@ -447,36 +383,6 @@ pub fn qmailanalog_main() -> i32 {
         return FATAL;
     }
     0
-}
-
-/// Window and order bookkeeping for a stamped line: `None` when it is at or after
-/// `--until` (skip it), else whether it is before `--since`.
-fn window(
-    counts: &mut InputCounts,
-    latest: &mut Option<Stamp>,
-    when: Stamp,
-    since: Option<Stamp>,
-    until: Option<Stamp>,
-) -> Option<bool> {
-    match *latest {
-        Some(l) if when < l => counts.out_of_order += 1,
-        _ => *latest = Some(when),
-    }
-    if counts.first.is_none_or(|f| when < f) {
-        counts.first = Some(when);
-    }
-    if counts.last.is_none_or(|l| when > l) {
-        counts.last = Some(when);
-    }
-    if until.is_some_and(|u| when >= u) {
-        counts.outside_window += 1;
-        return None;
-    }
-    let before = since.is_some_and(|b| when < b);
-    if before {
-        counts.outside_window += 1;
-    }
-    Some(before)
 }
 
 /// Gap events so far (see `matchup::Counts`).

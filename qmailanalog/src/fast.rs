@@ -3,41 +3,181 @@
 //!
 //! zoverall reads nothing of a record but its kind and a few numbers (stamps, bytes,
 //! counts), so this path keeps no sender or recipient text at all: open messages are
-//! `id → (birth, bytes, k, d, z)` and open deliveries `id → (message, start)` in hash maps
-//! keyed by the integers themselves. The usual line shapes (`starting delivery`,
-//! `delivery`, `new msg`, `info msg`, `end msg`, `status:`) are recognised by their exact
-//! byte patterns, straight on the raw line (numeric or tai64n stamp); anything else — extra
-//! blanks, odd words, short lines, lines of other programs — goes through the generic
-//! field split, which follows [`crate::matchup::Matchup`] rule for rule. Output, counts and
-//! warnings are exactly those of the generic path (tests compare them with
+//! `id → (birth, bytes, k, d, z)` and open deliveries `id → (message, start)` in small
+//! open-addressing maps keyed by the integers themselves. The usual line shapes (`starting
+//! delivery`, `delivery`, `new msg`, `info msg`, `end msg`, `status:`) are recognised by
+//! their exact byte patterns, straight on the raw line (numeric or tai64n stamp); anything
+//! else — extra blanks, odd words, short lines, lines of other programs — goes through the
+//! generic field split, which follows [`crate::matchup::Matchup`] rule for rule. Output,
+//! counts and warnings are exactly those of the generic path (tests compare them with
 //! `matchup | zoverall`).
+//!
+//! [`run`] works as a two-thread pipeline (see there): the calling thread reads the input
+//! (regular files through read-only maps, see [`crate::mapped`]; anything else with
+//! `read()`), cuts it into lines, reads the stamps and keeps the window and order
+//! bookkeeping; a second thread parses the lines that matter and applies them to the state
+//! machine, in input order. Short-lived helper threads map the next window of a file and
+//! unmap old ones meanwhile. Memory stays bounded (a few batches and windows in flight).
 
 use crate::awk::num;
-use crate::input::{Stamp, push_stamp};
+use crate::input::{Stamp, push_stamp, read_some};
+use crate::mapped::{Mapping, WINDOW};
 use crate::matchup::{Counts, find_sep, scan_ulong};
 use crate::reports::Overall;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read};
+use std::sync::Arc;
 
-#[derive(Default)]
-struct IdHasher(u64);
+/// A map from ids (message or delivery numbers) to small values: open addressing with
+/// linear probing and backward-shift deletion, Fibonacci hashing, at most half full. The
+/// maps hold the messages and deliveries in flight (a few thousand), so they live in the
+/// cache, and a probe is a multiply, a shift and usually one compare.
+#[derive(Clone)]
+struct Map<V: Copy> {
+    slots: Vec<Slot<V>>,
+    len: usize,
+    /// 64 - log2(slots.len())
+    shift: u32,
+}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100000001b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // fibonacci hashing: the high bits (which the table uses) depend on every bit
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+#[derive(Clone, Copy)]
+struct Slot<V: Copy> {
+    key: u64,
+    used: bool,
+    val: Option<V>,
+}
+
+impl<V: Copy> Default for Map<V> {
+    fn default() -> Self {
+        Map::with_bits(6)
     }
 }
 
-type Map<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+impl<V: Copy> Map<V> {
+    fn with_bits(bits: u32) -> Self {
+        Map {
+            slots: vec![
+                Slot {
+                    key: 0,
+                    used: false,
+                    val: None,
+                };
+                1 << bits
+            ],
+            len: 0,
+            shift: 64 - bits,
+        }
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let s = &self.slots[i];
+            if !s.used {
+                return None;
+            }
+            if s.key == key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        let i = self.find(key)?;
+        self.slots[i].val.as_mut()
+    }
+
+    /// Insert or replace; the value replaced.
+    #[inline]
+    fn insert(&mut self, key: u64, val: V) -> Option<V> {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let s = &mut self.slots[i];
+            if !s.used {
+                *s = Slot {
+                    key,
+                    used: true,
+                    val: Some(val),
+                };
+                self.len += 1;
+                return None;
+            }
+            if s.key == key {
+                return s.val.replace(val);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, key: u64) -> Option<V> {
+        let mut hole = self.find(key)?;
+        let val = self.slots[hole].val.take();
+        let mask = self.mask();
+        // move back every later entry of the run whose home is not between the hole and it
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            if !self.slots[j].used {
+                break;
+            }
+            let h = self.home(self.slots[j].key);
+            // distance from home to j and from the hole to j, around the ring
+            if (j.wrapping_sub(h) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole].used = false;
+        self.slots[hole].val = None;
+        self.len -= 1;
+        val
+    }
+
+    fn clear(&mut self) {
+        if self.len > 0 {
+            for s in &mut self.slots {
+                s.used = false;
+                s.val = None;
+            }
+            self.len = 0;
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let bits = 64 - self.shift + 1;
+        let old = std::mem::replace(self, Map::with_bits(bits));
+        for s in old.slots {
+            if let (true, Some(v)) = (s.used, s.val) {
+                self.insert(s.key, v);
+            }
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Msg {
@@ -128,9 +268,10 @@ fn tai_value(t: Stamp) -> f64 {
             if r * 2 > 1_000_000_000 || (r * 2 == 1_000_000_000 && q & 1 == 1) {
                 q += 1;
             }
-            // mantissa <= 2^53: exact, and scaling by a power of two is exact
+            // mantissa <= 2^53: exact, and scaling by a power of two (here a product
+            // with 2^-shift, the same as dividing by 2^shift) is exact
             let mant = (secs << shift) + q;
-            return mant as f64 / (1u64 << shift) as f64;
+            return mant as f64 * f64::from_bits((1023 - shift as u64) << 52);
         }
     }
     let mut buf = Vec::with_capacity(32);
@@ -167,8 +308,8 @@ pub enum Ev {
 }
 
 /// Read `rest` (the text after the stamp, from the space that follows it) when it is in
-/// one of the usual shapes. A pure function of the bytes, so it can run ahead in the
-/// reading thread.
+/// one of the usual shapes. A pure function of the bytes.
+#[inline(always)]
 pub fn parse(rest: &[u8]) -> Ev {
     let Some(r) = rest.strip_prefix(b" ") else {
         return Ev::Other;
@@ -191,7 +332,8 @@ pub fn parse(rest: &[u8]) -> Ev {
                     return Ev::Other;
                 }
                 // channel and recipient: two words are all strict mode needs
-                let Some(p) = memchr::memchr3(b' ', b'\t', b'\n', r) else {
+                // (a short word: a plain loop beats memchr's set-up)
+                let Some(p) = r.iter().position(|&c| is_blank(c)) else {
                     return Ev::Other;
                 };
                 if !word_at(r, p + 1) {
@@ -312,6 +454,22 @@ fn is_blank(c: u8) -> bool {
 /// Leading decimal digits of `s` (qmail's scan_ulong) and how many there were.
 #[inline]
 fn digits(s: &[u8]) -> (u64, usize) {
+    if s.len() >= 8 {
+        // eight bytes at once: up to the first byte that is not a digit
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&s[..8]);
+        let x = u64::from_le_bytes(a);
+        let n = crate::input::leading_digits(x);
+        if n == 0 {
+            return (0, 0);
+        }
+        if n < 8 {
+            // the digits moved to the end, '0's in front: the same number
+            let shift = 8 * (8 - n) as u32;
+            let y = (x << shift) | (0x3030_3030_3030_3030u64 >> (64 - shift));
+            return (crate::input::eight_digits(y), n);
+        }
+    }
     let mut r: u64 = 0;
     let mut i = 0;
     while i < s.len() && s[i].is_ascii_digit() {
@@ -340,36 +498,6 @@ impl FastOverall {
         self.counts.delivery_without_start
             + self.counts.delivery_without_info
             + self.counts.end_without_info
-    }
-
-    /// A line in its usual shape: `rest` is the text after the stamp, starting with the
-    /// single space that follows it. Returns false (having done nothing) when the line is
-    /// not in a shape this recognises; the caller then uses [`FastOverall::line`].
-    #[inline]
-    pub fn quick(&mut self, stamp: StampText, rest: &[u8]) -> bool {
-        self.apply(parse(rest), stamp)
-    }
-
-    /// Act on a parsed line; false for [`Ev::Other`] (nothing done).
-    #[inline]
-    pub fn apply(&mut self, ev: Ev, stamp: StampText) -> bool {
-        match ev {
-            Ev::Starting { d, m } => self.starting(d, m, stamp.value()),
-            Ev::Delivery { d, kind } => self.delivery(d, kind, stamp),
-            Ev::New(m) => {
-                self.msgs.remove(&m);
-            }
-            Ev::End(m) => self.end(m, stamp),
-            Ev::Info { m, bytes } => self.info(m, bytes, stamp.value()),
-            Ev::Status { exiting } => {
-                if exiting {
-                    self.exiting();
-                }
-            }
-            Ev::StatusLocal => {}
-            Ev::Other => return false,
-        }
-        true
     }
 
     /// Any line, numeric-stamped text as matchup reads it (the generic field split).
@@ -429,15 +557,15 @@ impl FastOverall {
                 } else {
                     b'?'
                 };
-                self.delivery(scan_ulong(field(2)), kind, stamp)
+                self.delivery(scan_ulong(field(2)), kind, stamp.value())
             }
             b"new" => {
-                self.msgs.remove(&scan_ulong(field(3)));
+                self.msgs.remove(scan_ulong(field(3)));
             }
-            b"end" => self.end(scan_ulong(field(3)), stamp),
+            b"end" => self.end(scan_ulong(field(3)), stamp.value()),
             b"info" => self.info(scan_ulong(field(3)), scan_ulong(field(5)), stamp.value()),
             b"extra" => {
-                if let Some(msg) = self.msgs.get_mut(&scan_ulong(field(2))) {
+                if let Some(msg) = self.msgs.get_mut(scan_ulong(field(2))) {
                     msg.k = scan_ulong(field(3));
                     msg.z = scan_ulong(field(4));
                     msg.d = scan_ulong(field(5));
@@ -464,12 +592,12 @@ impl FastOverall {
 
     /// `kind` as in [`Ev::Delivery`].
     #[inline]
-    fn delivery(&mut self, d: u64, kind: u8, stamp: StampText) {
-        let Some(del) = self.dels.remove(&d) else {
+    fn delivery(&mut self, d: u64, kind: u8, t: f64) {
+        let Some(del) = self.dels.remove(d) else {
             self.counts.delivery_without_start += 1;
             return;
         };
-        let msg = self.msgs.get_mut(&del.msg);
+        let msg = self.msgs.get_mut(del.msg);
         let birth = match msg {
             Some(m) => {
                 match kind {
@@ -492,20 +620,20 @@ impl FastOverall {
         }
         if self.emit {
             self.overall
-                .d(kind, birth.unwrap_or(del.start), del.start, stamp.value());
+                .d(kind, birth.unwrap_or(del.start), del.start, t);
         }
     }
 
     #[inline]
-    fn end(&mut self, m: u64, stamp: StampText) {
-        let Some(msg) = self.msgs.remove(&m) else {
+    fn end(&mut self, m: u64, t: f64) {
+        let Some(msg) = self.msgs.remove(m) else {
             self.counts.end_without_info += 1;
             return;
         };
         if self.emit {
             self.overall.m(
                 msg.birth,
-                stamp.value(),
+                t,
                 msg.bytes as f64,
                 msg.k as f64,
                 msg.d as f64,
@@ -526,6 +654,667 @@ impl FastOverall {
                 z: 0,
             },
         );
+    }
+}
+
+/// A record of a line with its own stamp (tai64n or numeric), parsed by the other thread.
+const R_STAMPED: u8 = 1;
+/// A record of a line in the batch's `text`, already in matchup's numeric-stamped form
+/// (lines the reading thread had to stamp the slow way): [`FastOverall::line`] reads it.
+const R_TEXT: u8 = 2;
+
+/// How the stamp of an `R_STAMPED` record reads (see [`StampText`]).
+const S_TAI: u8 = 0;
+const S_DIGITS: u8 = 1;
+const S_TEXT: u8 = 2;
+
+/// One line that matters, as the reading thread hands it to the matching thread: where
+/// it lies, what its stamp is, and the `--since` verdict.
+#[derive(Clone, Copy)]
+struct Rec {
+    /// the stamp's value as awk reads it (`R_STAMPED`)
+    t: f64,
+    /// tai64n: the seconds; numeric: all the stamp's digits as one number
+    a: u64,
+    /// tai64n: the nanoseconds; numeric: the number of digits after the point
+    b: u32,
+    /// the line is `store[line..end]`, its text after the stamp `store[rest..end]`, where
+    /// `store` is the batch's `buf` or (flag `in_text`) its `text`
+    line: u32,
+    rest: u32,
+    end: u32,
+    /// line number, counted from the batch's `base`
+    off: u32,
+    kind: u8,
+    stamp: u8,
+    in_text: bool,
+    /// false for lines before `--since` (matched but not counted)
+    emit: bool,
+}
+
+/// One read's worth of input and the records of its lines (all of one source).
+#[derive(Default)]
+struct Batch {
+    source: usize,
+    /// line number of the line before the batch's first
+    base: u64,
+    /// the input: `buf[..len]`, or `map.bytes()[start..start + len]`
+    buf: Vec<u8>,
+    map: Option<Arc<Mapping>>,
+    start: usize,
+    len: usize,
+    recs: Vec<Rec>,
+    /// lines continued from the read before, and lines stamped the slow way
+    text: Vec<u8>,
+}
+
+impl Batch {
+    fn data(&self) -> &[u8] {
+        let all = match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        };
+        all.get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+}
+
+/// Where the reading thread gets its bytes.
+enum Input {
+    Stream(Box<dyn Read + Send>),
+    /// A file: its first `size` bytes (its size when opened) through maps, window by
+    /// window, anything appended later with `read()`.
+    File {
+        file: Arc<std::fs::File>,
+        size: u64,
+        pos: u64,
+        map: Option<(u64, Arc<Mapping>)>,
+        /// the next window, being mapped by a helper thread
+        next: Option<(u64, std::thread::JoinHandle<Option<Mapping>>)>,
+        /// windows the batches are done with, unmapped by the next helper
+        retire: Vec<Arc<Mapping>>,
+        /// mapping failed: read() the rest
+        no_map: bool,
+    },
+}
+
+/// Map window `at` of `file` (its first `size` bytes) in a helper thread, which also
+/// unmaps the windows in `retire`: that kernel work (page tables set up and torn down)
+/// then overlaps the reading thread's.
+fn map_ahead(
+    file: &Arc<std::fs::File>,
+    size: u64,
+    at: u64,
+    retire: Vec<Arc<Mapping>>,
+) -> Option<(u64, std::thread::JoinHandle<Option<Mapping>>)> {
+    let file = file.clone();
+    let valid = (size - at).min(WINDOW as u64) as usize;
+    std::thread::Builder::new()
+        .spawn(move || {
+            drop(retire);
+            Mapping::new(&file, at, valid)
+        })
+        .ok()
+        .map(|h| (at, h))
+}
+
+impl Input {
+    /// The next piece of input into `b` (its length; 0 at the end).
+    fn fill(&mut self, b: &mut Batch, read: usize) -> io::Result<usize> {
+        let done = b.map.take();
+        b.start = 0;
+        b.len = 0;
+        if let Input::File {
+            file,
+            size,
+            pos,
+            map,
+            next,
+            retire,
+            no_map,
+        } = self
+        {
+            retire.extend(done);
+            if *pos < *size && !*no_map {
+                let at = *pos / WINDOW as u64 * WINDOW as u64;
+                if map.as_ref().is_none_or(|(m_at, _)| *m_at != at) {
+                    // the batches still using the old window keep it mapped
+                    retire.extend(map.take().map(|(_, m)| m));
+                    let ahead = match next.take() {
+                        Some((n_at, h)) if n_at == at => h.join().ok().flatten(),
+                        Some((_, h)) => {
+                            let _ = h.join();
+                            None
+                        }
+                        None => None,
+                    };
+                    let m = ahead.or_else(|| {
+                        let valid = (*size - at).min(WINDOW as u64) as usize;
+                        Mapping::new(file, at, valid)
+                    });
+                    *map = m.map(|m| (at, Arc::new(m)));
+                    let following = at + WINDOW as u64;
+                    if map.is_some() && following < *size {
+                        *next = map_ahead(file, *size, following, std::mem::take(retire));
+                    }
+                }
+                if let Some((_, m)) = map {
+                    let s = (*pos - at) as usize;
+                    let n = (m.bytes().len() - s).min(read);
+                    if n > 0 {
+                        b.map = Some(m.clone());
+                        b.start = s;
+                        b.len = n;
+                        *pos += n as u64;
+                        return Ok(n);
+                    }
+                }
+                *no_map = true;
+            }
+            *map = None;
+        }
+        if b.buf.len() != read {
+            b.buf = vec![0; read];
+        }
+        let n = match self {
+            Input::Stream(r) => read_some(r.as_mut(), &mut b.buf)?,
+            Input::File { file, pos, .. } => {
+                use std::os::unix::fs::FileExt;
+                let n = loop {
+                    match file.read_at(&mut b.buf, *pos) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        x => break x?,
+                    }
+                };
+                *pos += n as u64;
+                n
+            }
+        };
+        b.len = n;
+        Ok(n)
+    }
+}
+
+/// Bytes read at a time: a batch stays inside a core's cache while both threads use it.
+const READ: usize = 256 << 10;
+
+/// `qmailanalog zoverall`: reads `sources` and returns the state machine after the last
+/// line, with the place (source index, line number) of the first line that showed a gap.
+///
+/// Two threads. This one takes the input 256 KiB at a time (from a 4 MiB window mapped
+/// from a regular file, else read into a buffer), cuts it into lines, reads the stamps,
+/// keeps the `--since`/`--until` and order bookkeeping, drops concurrency reports
+/// (`status: local …`) and, for every other line, hands a small record (where the line
+/// lies, its stamp and the stamp's value) to the second thread together with the piece of
+/// input. The second thread parses each line and applies it, in order, to the message and
+/// delivery maps and the report. At most a few batches (and so windows) are in flight, so
+/// memory stays bounded whatever the input's size. Counts and warnings are exactly those
+/// of the generic path. A file cut short while it is read is reported in
+/// `counts.missing`.
+pub fn run(
+    sources: &[crate::input::Source],
+    counts: &mut crate::input::InputCounts,
+    stamper: &mut crate::input::Stamper,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+) -> (FastOverall, Option<(usize, u64)>) {
+    run_sized(sources, counts, stamper, since, until, READ, true)
+}
+
+/// [`run`] reading `read` bytes at a time, through maps (`map`) or `read()` only.
+fn run_sized(
+    sources: &[crate::input::Source],
+    counts: &mut crate::input::InputCounts,
+    stamper: &mut crate::input::Stamper,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+    read: usize,
+    map: bool,
+) -> (FastOverall, Option<(usize, u64)>) {
+    let read = read.max(1);
+    use crate::input::{MAX_LINE, Source, open_file};
+    use std::sync::mpsc;
+    // room for a few MiB of batches, so neither thread waits on the other for long
+    let (tx, rx) = mpsc::sync_channel::<Batch>(16);
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let applier = scope.spawn(move || {
+            let mut fast = FastOverall::new();
+            let mut first_gap = None;
+            let mut tmp = Vec::new();
+            for b in rx {
+                let data = b.data();
+                for r in &b.recs {
+                    let before = fast.gaps();
+                    fast.record(r, data, &b.text, &mut tmp);
+                    if first_gap.is_none() && fast.gaps() != before {
+                        first_gap = Some((b.source, b.base + r.off as u64));
+                    }
+                }
+                // (the reading thread lets go of the batch's window, and so unmaps it)
+                if back_tx.send(b).is_err() {
+                    break;
+                }
+            }
+            (fast, first_gap)
+        });
+        let mut line = Stamping::new(stamper, since, until);
+        let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next read
+        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
+        'sources: for (idx, src) in sources.iter().enumerate() {
+            counts.source = idx;
+            counts.line_no = 0;
+            let mut input = match src {
+                Source::Stdin => Input::Stream(Box::new(io::stdin())),
+                Source::File(p) => {
+                    let Some(file) = open_file(p, counts) else {
+                        continue;
+                    };
+                    // a FIFO or device is read as a stream
+                    match file.metadata() {
+                        Ok(m) if m.is_file() => Input::File {
+                            file: Arc::new(file),
+                            size: m.len(),
+                            pos: 0,
+                            map: None,
+                            next: None,
+                            retire: Vec::new(),
+                            no_map: !map,
+                        },
+                        _ => Input::Stream(Box::new(file)),
+                    }
+                }
+            };
+            counts.files += 1;
+            loop {
+                let mut b = back_rx.try_recv().unwrap_or_default();
+                b.recs.clear();
+                b.text.clear();
+                b.source = idx;
+                b.base = counts.line_no;
+                let n = match input.fill(&mut b, read) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        counts
+                            .missing
+                            .push(format!("{}: read error: {e}", src.name()));
+                        break;
+                    }
+                };
+                counts.bytes += n as u64;
+                let base = b.base;
+                let Batch {
+                    buf,
+                    map,
+                    start: at,
+                    recs,
+                    text,
+                    ..
+                } = &mut b;
+                let data = match map {
+                    Some(m) => &m.bytes()[*at..*at + n],
+                    None => &buf[..n],
+                };
+                let mut start = 0;
+                if skipping || !carry.is_empty() {
+                    match memchr::memchr(b'\n', data) {
+                        Some(p) => {
+                            counts.lines += 1;
+                            counts.line_no += 1;
+                            if skipping {
+                                skipping = false;
+                            } else {
+                                // the whole line goes into the batch's text
+                                carry.extend_from_slice(&data[..p]);
+                                text.extend_from_slice(&carry);
+                                line.line(&carry, 0, true, false, counts, recs, text, base);
+                            }
+                            carry.clear();
+                            start = p + 1;
+                        }
+                        None => {
+                            if !skipping {
+                                carry.extend_from_slice(data);
+                                if carry.len() > MAX_LINE {
+                                    // keep memory bounded: the rest of this line is dropped
+                                    counts.overlong += 1;
+                                    skipping = true;
+                                    carry = Vec::new();
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let tail = start
+                    + crate::input::scan_lines(&data[start..], |s, e, ascii| {
+                        counts.lines += 1;
+                        counts.line_no += 1;
+                        let (s, e) = (start + s, start + e);
+                        line.line(&data[s..e], s, false, ascii, counts, recs, text, base);
+                    });
+                start = tail;
+                carry.extend_from_slice(&data[start..]);
+                if carry.len() > MAX_LINE {
+                    counts.overlong += 1;
+                    skipping = true;
+                    carry = Vec::new();
+                }
+                if tx.send(b).is_err() {
+                    // the other thread is gone (it cannot fail, but do not spin)
+                    break 'sources;
+                }
+            }
+            if !carry.is_empty() || skipping {
+                counts.lines += 1;
+                counts.truncated += 1;
+            }
+            carry.clear();
+            skipping = false;
+            if let Input::File { file, size, .. } = &input {
+                let now = file.metadata().map_or(*size, |m| m.len());
+                if crate::mapped::take_shrunk() || now < *size {
+                    counts.missing.push(format!(
+                        "{}: cut short while being read ({size} bytes when opened, {now} now): what was past the cut read as zero bytes",
+                        src.name()
+                    ));
+                }
+            }
+        }
+        drop(tx);
+        line.finish(counts);
+        match applier.join() {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
+}
+
+/// A stamp as one number that orders like it: nanoseconds since the epoch.
+#[inline]
+fn key(t: Stamp) -> u128 {
+    t.0 as u128 * 1_000_000_000 + t.1 as u128
+}
+
+fn from_key(k: u128) -> Stamp {
+    ((k / 1_000_000_000) as u64, (k % 1_000_000_000) as u32)
+}
+
+/// The window and order bookkeeping of [`crate::input::window`], on [`key`]s.
+struct Window {
+    /// the latest (so the greatest) stamp so far (0 before the first), the least, and
+    /// whether there was any
+    latest: u128,
+    first: u128,
+    any: bool,
+    /// `--since` (0 when not given) and `--until` (u128::MAX when not given)
+    since: u128,
+    until: u128,
+}
+
+impl Window {
+    /// `None` when the line is at or after `--until`, else whether it is before
+    /// `--since`.
+    #[inline(always)]
+    fn check(&mut self, counts: &mut crate::input::InputCounts, k: u128) -> Option<bool> {
+        // `latest` is the greatest stamp so far (what `last` is too); the least only
+        // changes on the first line and on lines out of order
+        if k < self.latest {
+            counts.out_of_order += 1;
+            self.first = self.first.min(k);
+        } else {
+            self.latest = k;
+        }
+        if !self.any {
+            self.any = true;
+            self.first = k;
+        }
+        if k >= self.until {
+            counts.outside_window += 1;
+            return None;
+        }
+        let before = k < self.since;
+        counts.outside_window += before as u64;
+        Some(before)
+    }
+}
+
+/// The reading thread's look at each line: stamp, window, and the record.
+struct Stamping<'a> {
+    stamper: &'a mut crate::input::Stamper,
+    win: Window,
+    /// the stamp of the last stamped line, for bare lines (0 before the first)
+    prev: u128,
+    /// the seconds part (16 hex digits, as loaded) of the last good tai64n label and its
+    /// UNIX seconds: the lines of one second share it
+    tai_secs: Option<(u64, u64, u64)>,
+    /// the first eight digits (as loaded) of the last usual numeric stamp and their value
+    num_hi: Option<(u64, u64)>,
+}
+
+impl<'a> Stamping<'a> {
+    fn new(
+        stamper: &'a mut crate::input::Stamper,
+        since: Option<Stamp>,
+        until: Option<Stamp>,
+    ) -> Self {
+        Stamping {
+            stamper,
+            win: Window {
+                latest: 0,
+                first: u128::MAX,
+                any: false,
+                since: since.map_or(0, key),
+                until: until.map_or(u128::MAX, key),
+            },
+            prev: 0,
+            tai_secs: None,
+            num_hi: None,
+        }
+    }
+
+    /// A tai64n label (`raw` starts with `@` and holds at least 25 bytes): as
+    /// [`crate::input::parse_tai64n`], reading the seconds only when they changed.
+    #[inline(always)]
+    fn tai(&mut self, raw: &[u8]) -> Option<Stamp> {
+        use crate::input::{hex8, load8};
+        let (a, b) = (load8(raw, 1), load8(raw, 9));
+        let unix = match self.tai_secs {
+            Some((ca, cb, unix)) if ca == a && cb == b => unix,
+            _ => {
+                let secs = ((hex8(a)? as u64) << 32) | hex8(b)? as u64;
+                // daemontools labels: 2^62 + 10 + UNIX seconds
+                let unix = secs.checked_sub((1u64 << 62) + 10)?;
+                self.tai_secs = Some((a, b, unix));
+                unix
+            }
+        };
+        let nanos = hex8(load8(raw, 17))?;
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        Some((unix, nanos))
+    }
+
+    /// Hand the first and last stamps over to `counts`, as `window` keeps them.
+    fn finish(&mut self, counts: &mut crate::input::InputCounts) {
+        if self.win.any {
+            counts.first = Some(from_key(self.win.first));
+            counts.last = Some(from_key(self.win.latest));
+        }
+        self.stamper.last = self.win.any.then(|| from_key(self.prev));
+    }
+
+    /// The stamp of a line in one of the usual shapes (`DDDDDDDDDD.DDDDDD` or a tai64n
+    /// label, then a space or tab), as (key, where the rest starts, stamp kind, a, b) of
+    /// a [`Rec`]; other stamps through [`crate::input::Stamper::peek`].
+    #[inline(always)]
+    fn stamp(&mut self, raw: &[u8]) -> Option<(u128, usize, u8, u64, u32)> {
+        use crate::input::{all_digits, eight_digits};
+        if raw.len() >= 18 && raw[10] == b'.' && (raw[17] == b' ' || raw[17] == b'\t') {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&raw[..8]);
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&raw[8..10]);
+            b[2..].copy_from_slice(&raw[11..17]);
+            let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+            let hi = match self.num_hi {
+                Some((ca, v)) if ca == a => Some(v),
+                _ if all_digits(a) => {
+                    let v = eight_digits(a);
+                    self.num_hi = Some((a, v));
+                    Some(v)
+                }
+                _ => None,
+            };
+            if let Some(hi) = hi
+                && all_digits(b)
+            {
+                // 16 digits, 6 after the point: microseconds
+                let m = hi * 100_000_000 + eight_digits(b);
+                return Some((m as u128 * 1000, 17, S_DIGITS, m, 6));
+            }
+        } else if raw.first() == Some(&b'@')
+            && (raw.len() == 25 || raw.len() > 25 && (raw[25] == b' ' || raw[25] == b'\t'))
+            && let Some(t) = self.tai(raw)
+        {
+            return Some((key(t), 25, S_TAI, t.0, t.1));
+        }
+        let p = self.stamper.peek(raw)?;
+        let (stamp, a, b) = match p.digits {
+            _ if raw[0] == b'@' => (S_TAI, p.when.0, p.when.1),
+            Some((m, frac)) => (S_DIGITS, m, frac as u32),
+            None => (S_TEXT, 0, 0),
+        };
+        Some((key(p.when), p.off, stamp, a, b))
+    }
+
+    /// One line: `raw` lies at `pos` in the batch's input (or, `in_text`, its text);
+    /// `ascii` when it is known to hold only ASCII; `base` is the batch's.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn line(
+        &mut self,
+        raw: &[u8],
+        pos: usize,
+        in_text: bool,
+        ascii: bool,
+        counts: &mut crate::input::InputCounts,
+        recs: &mut Vec<Rec>,
+        text: &mut Vec<u8>,
+        base: u64,
+    ) {
+        if !ascii && !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            counts.non_utf8 += 1;
+        }
+        let off = (counts.line_no - base) as u32;
+        if let Some((k, at, stamp, a, b)) = self.stamp(raw) {
+            self.prev = k;
+            let Some(before) = self.win.check(counts, k) else {
+                return;
+            };
+            if raw[at..].starts_with(b" status: local ") {
+                // concurrency report: matchup ignores it
+                return;
+            }
+            let stamp_text = &raw[..at];
+            let t = match stamp {
+                S_TAI => StampText::Tai((a, b)),
+                S_DIGITS => StampText::Digits(a, b as usize, stamp_text),
+                _ => StampText::Text(stamp_text),
+            }
+            .value();
+            recs.push(Rec {
+                t,
+                a,
+                b,
+                line: pos as u32,
+                rest: (pos + at) as u32,
+                end: (pos + raw.len()) as u32,
+                off,
+                kind: R_STAMPED,
+                stamp,
+                in_text,
+                emit: !before,
+            });
+        } else {
+            // the slow way, with the time of the line before for a bare line
+            self.stamper.last = Some(from_key(self.prev));
+            let Some(s) = self.stamper.stamp(raw) else {
+                if !raw.is_empty() {
+                    counts.unstamped += 1;
+                }
+                return;
+            };
+            let k = key(s.when);
+            self.prev = k;
+            let Some(before) = self.win.check(counts, k) else {
+                return;
+            };
+            if s.rest.starts_with(b" status: local ") {
+                return;
+            }
+            let at = text.len();
+            text.extend_from_slice(s.text);
+            recs.push(Rec {
+                t: 0.0,
+                a: 0,
+                b: 0,
+                line: at as u32,
+                rest: at as u32,
+                end: text.len() as u32,
+                off,
+                kind: R_TEXT,
+                stamp: S_TEXT,
+                in_text: true,
+                emit: !before,
+            });
+        }
+    }
+}
+
+impl FastOverall {
+    /// Apply one record of the reading thread (whose batch holds `data` and `text`);
+    /// `tmp` is scratch space.
+    #[inline]
+    fn record(&mut self, r: &Rec, data: &[u8], text: &[u8], tmp: &mut Vec<u8>) {
+        let store = if r.in_text { text } else { data };
+        let (line, rest, end) = (r.line as usize, r.rest as usize, r.end as usize);
+        let (Some(raw), Some(after)) = (store.get(line..end), store.get(rest..end)) else {
+            return; // cannot happen: the reading thread made the positions
+        };
+        self.emit = r.emit;
+        if r.kind == R_TEXT {
+            self.line(raw);
+            return;
+        }
+        match parse(after) {
+            Ev::Starting { d, m } => self.starting(d, m, r.t),
+            Ev::Delivery { d, kind } => self.delivery(d, kind, r.t),
+            Ev::New(m) => {
+                self.msgs.remove(m);
+            }
+            Ev::End(m) => self.end(m, r.t),
+            Ev::Info { m, bytes } => self.info(m, bytes, r.t),
+            Ev::Status { exiting } => {
+                if exiting {
+                    self.exiting();
+                }
+            }
+            Ev::StatusLocal => {}
+            Ev::Other => {
+                if r.stamp == S_TAI {
+                    // matchup's view of a tai64n line: SECS.NNNNNNNNN and the rest
+                    tmp.clear();
+                    push_stamp(tmp, (r.a, r.b));
+                    tmp.extend_from_slice(after);
+                    self.line(tmp);
+                } else {
+                    self.line(raw);
+                }
+            }
+        }
     }
 }
 
@@ -599,6 +1388,141 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The reading thread's cuts (read sizes, maps or read(), window edges) change
+    /// nothing: same report numbers, counts and first gap.
+    #[test]
+    fn reading_in_any_pieces_gives_the_same_result() {
+        use crate::genlog::{Params, StampStyle, generate};
+        use crate::input::{InputCounts, Source, Stamper};
+        let d = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for (i, stamps) in [StampStyle::Numeric, StampStyle::Tai64n]
+            .into_iter()
+            .enumerate()
+        {
+            let mut log = Vec::new();
+            let p = Params {
+                seed: 7 + i as u64,
+                messages: 6000,
+                stamps,
+                ..Params::default()
+            };
+            generate(&p, &mut log).unwrap();
+            // odd lines: non-UTF-8, foreign, unstamped, a line without its start
+            log.extend_from_slice(b"1700999999.5 warning: \xff\xfe odd\n");
+            log.extend_from_slice(b"no stamp here\n");
+            log.extend_from_slice(b"1700999999.6 delivery 99999999: success: x\n");
+            log.extend_from_slice(b"1700999999.7 new msg 5"); // unterminated
+            assert!(log.len() > WINDOW + 1000, "{}", log.len());
+            let f = d.path().join(format!("log{i}"));
+            std::fs::write(&f, &log).unwrap();
+            sources.push(Source::File(f));
+        }
+        let mut want: Option<String> = None;
+        for map in [true, false] {
+            for read in [READ, 13, 100, 4096, 65536 + 3] {
+                let mut counts = InputCounts::default();
+                let mut st = Stamper::default();
+                let (fast, gap) = run_sized(&sources, &mut counts, &mut st, None, None, read, map);
+                counts.chunk_ascii = false;
+                let got = format!("{:?} {:?} {gap:?} {counts:?}", fast.overall, fast.counts);
+                match &want {
+                    None => want = Some(got),
+                    Some(w) => assert_eq!(&got, w, "read {read} map {map}"),
+                }
+            }
+        }
+        let w = want.unwrap();
+        assert!(
+            w.contains("non_utf8: 2") && w.contains("truncated: 2"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn digits_like_scan_ulong() {
+        let naive = |s: &[u8]| {
+            let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut r: u64 = 0;
+            for &c in &s[..n] {
+                r = r.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+            }
+            (r, n)
+        };
+        for len in 0..24 {
+            for tail in [
+                &b""[..],
+                b":",
+                b": msg 1234567 to",
+                b" ",
+                b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            ] {
+                let mut s: Vec<u8> = (0..len).map(|i| b"9081726354"[i % 10]).collect();
+                s.extend_from_slice(tail);
+                assert_eq!(digits(&s), naive(&s), "{}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn id_map_agrees_with_hashmap() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ours: Map<u64> = Map::default();
+        let mut std: std::collections::HashMap<u64, u64> = Default::default();
+        for round in 0..200_000u64 {
+            // few distinct keys (many collisions and long runs), sometimes huge ones
+            let key = match next() % 4 {
+                0 => next() % 64,
+                1 => next() % 5000,
+                2 => (next() % 64) << 58,
+                _ => next() % 300,
+            };
+            match next() % 7 {
+                0..=2 => assert_eq!(ours.insert(key, round), std.insert(key, round)),
+                3..=4 => assert_eq!(ours.remove(key), std.remove(&key)),
+                5 => assert_eq!(ours.get_mut(key).copied(), std.get(&key).copied()),
+                _ => {
+                    if round % 5000 == 0 {
+                        ours.clear();
+                        std.clear();
+                    }
+                }
+            }
+            assert_eq!(ours.len(), std.len());
+        }
+        for (k, v) in &std {
+            assert_eq!(ours.get_mut(*k).copied(), Some(*v));
+        }
+    }
+
+    #[test]
+    fn tai64n_labels_with_the_seconds_remembered() {
+        use crate::input::{Stamper, parse_tai64n};
+        let mut st = Stamper::default();
+        let mut s = Stamping::new(&mut st, None, None);
+        let labels = [
+            &b"@400000006553f1000000000a x"[..],
+            b"@400000006553f1003b9ac9ff x",
+            b"@400000006553f1003b9aca00 x", // nanos too big
+            b"@400000006553f1000000000g x",
+            b"@400000006553f1010000000a x",
+            b"@400000006553F1010000000A x",
+            b"@400000006553f10z0000000a x", // bad seconds
+            b"@400000006553f10z0000000b x",
+            b"@000000000000000000000000 x", // before 1970 + 10 s
+            b"@400000006553f1010000000a x",
+        ];
+        for l in labels {
+            assert_eq!(s.tai(l), parse_tai64n(l), "{}", String::from_utf8_lossy(l));
         }
     }
 

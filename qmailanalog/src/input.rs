@@ -121,53 +121,57 @@ pub fn expand(args: &[String], counts: &mut InputCounts) -> Vec<Source> {
     v
 }
 
-const fn hexval(c: u8) -> Option<u64> {
-    match c {
-        b'0'..=b'9' => Some((c - b'0') as u64),
-        b'a'..=b'f' => Some((c - b'a' + 10) as u64),
-        b'A'..=b'F' => Some((c - b'A' + 10) as u64),
-        _ => None,
+/// The value of eight ASCII hex digits (either case) loaded little-endian (first digit
+/// most significant), or `None` when a byte is not a hex digit.
+#[inline]
+pub(crate) fn hex8(x: u64) -> Option<u32> {
+    const H: u64 = 0x8080_8080_8080_8080;
+    const fn rep(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
     }
+    if x & H != 0 {
+        return None;
+    }
+    // every byte is below 0x80, so none of these sums carries into the next byte; bit 7 of
+    // a byte of `x + rep(0x80 - lo)` is set when it is >= lo, of `x + rep(0x7f - hi)` when
+    // it is > hi
+    let digit = x.wrapping_add(rep(0x80 - b'0')) & !x.wrapping_add(rep(0x7f - b'9')) & H;
+    let l = x | rep(0x20); // lower case
+    let alpha = l.wrapping_add(rep(0x80 - b'a')) & !l.wrapping_add(rep(0x7f - b'f')) & H;
+    if digit | alpha != H {
+        return None;
+    }
+    let v = (x & rep(0x0f)) + (alpha >> 7) * 9;
+    // neighbouring nibbles into bytes, bytes into 16-bit values, then the halves
+    let v = ((v << 4) | (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = ((v << 8) | (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((((v << 16) | (v >> 32)) & 0xFFFF_FFFF) as u32)
 }
 
-/// Hex digit values; 0x80 marks a byte that is not a hex digit.
-const HEX: [u8; 256] = {
-    let mut t = [0x80u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        if let Some(v) = hexval(c as u8) {
-            t[c] = v as u8;
-        }
-        c += 1;
-    }
-    t
-};
+/// Eight bytes of `s` from `at`, little-endian (the caller checked the length).
+#[inline]
+pub(crate) fn load8(s: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(a)
+}
 
 /// Parse a tai64n label (`@` + 24 hex digits) into UNIX time.
+#[inline]
 pub fn parse_tai64n(s: &[u8]) -> Option<Stamp> {
     if s.len() < 25 || s[0] != b'@' {
         return None;
     }
-    // table lookups without a branch per digit; any bad digit sets the 0x80 bit
-    let mut bad = 0u8;
-    let mut secs: u64 = 0;
-    for &c in &s[1..17] {
-        let v = HEX[c as usize];
-        bad |= v;
-        secs = (secs << 4) | (v & 0x0f) as u64;
-    }
-    let mut nanos: u64 = 0;
-    for &c in &s[17..25] {
-        let v = HEX[c as usize];
-        bad |= v;
-        nanos = (nanos << 4) | (v & 0x0f) as u64;
-    }
-    if bad & 0x80 != 0 || nanos >= 1_000_000_000 {
+    let hi = hex8(load8(s, 1))?;
+    let lo = hex8(load8(s, 9))?;
+    let nanos = hex8(load8(s, 17))?;
+    if nanos >= 1_000_000_000 {
         return None;
     }
+    let secs = ((hi as u64) << 32) | lo as u64;
     // daemontools labels: 2^62 + 10 + UNIX seconds
     let unix = secs.checked_sub((1u64 << 62) + 10)?;
-    Some((unix, nanos as u32))
+    Some((unix, nanos))
 }
 
 /// Parse a numeric stamp `SECS[.FRACTION]` (the whole of `s`).
@@ -258,7 +262,7 @@ pub fn push_stamp(out: &mut Vec<u8>, t: Stamp) {
 
 /// Whether all eight bytes of `x` are ASCII digits.
 #[inline]
-fn all_digits(x: u64) -> bool {
+pub(crate) fn all_digits(x: u64) -> bool {
     const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const THREES: u64 = 0x3030_3030_3030_3030;
     // high nibble 3, and still 3 after adding 6 (0x30..=0x39 only); no carry crosses a
@@ -266,9 +270,21 @@ fn all_digits(x: u64) -> bool {
     x & HI == THREES && (x.wrapping_add(0x0606_0606_0606_0606) & HI) == THREES
 }
 
+/// How many of the eight bytes of `x` (loaded little-endian) are ASCII digits before the
+/// first that is not.
+#[inline]
+pub(crate) fn leading_digits(x: u64) -> usize {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // a byte is a digit when its high nibble is 3 and stays 3 after adding 6; a carry out
+    // of a byte only comes from one that is not a digit, and only bytes after it see it
+    let bad = ((x & HI) ^ THREES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES);
+    (bad.trailing_zeros() / 8) as usize
+}
+
 /// The value of eight ASCII digits loaded little-endian (first digit most significant).
 #[inline]
-fn eight_digits(x: u64) -> u64 {
+pub(crate) fn eight_digits(x: u64) -> u64 {
     let x = x.wrapping_sub(0x3030_3030_3030_3030);
     // neighbouring digits into two-digit values, then pairs of those, then the halves
     let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
@@ -325,7 +341,8 @@ pub struct Stamped<'a> {
 #[derive(Default)]
 pub struct Stamper {
     buf: Vec<u8>,
-    last: Option<Stamp>,
+    /// the time of the last stamped line (bare lines get it)
+    pub(crate) last: Option<Stamp>,
     /// bare qmail-send lines given the previous line's time
     pub bare: u64,
 }
@@ -495,6 +512,268 @@ enum Chunk {
 
 const CHUNK: usize = 1 << 20;
 
+/// Cuts a stream of chunks into lines: a line continued in the next chunk is carried over
+/// (up to [`MAX_LINE`]; the rest of a longer one is dropped and counted).
+#[derive(Default)]
+struct LineSplitter {
+    carry: Vec<u8>,
+    skipping: bool,
+}
+
+impl LineSplitter {
+    /// Hand every line completed in `data` to `f`.
+    #[inline]
+    fn chunk(
+        &mut self,
+        data: &[u8],
+        counts: &mut InputCounts,
+        f: &mut impl FnMut(&[u8], &mut InputCounts),
+    ) {
+        counts.bytes += data.len() as u64;
+        let ascii = data.is_ascii();
+        counts.chunk_ascii = false; // a line continued from the chunk before
+        let mut start = 0;
+        if self.skipping || !self.carry.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                Some(p) => {
+                    counts.lines += 1;
+                    counts.line_no += 1;
+                    if self.skipping {
+                        self.skipping = false;
+                    } else {
+                        self.carry.extend_from_slice(&data[..p]);
+                        f(&self.carry, counts);
+                    }
+                    self.carry.clear();
+                    start = p + 1;
+                }
+                None => {
+                    if !self.skipping {
+                        self.carry.extend_from_slice(data);
+                        if self.carry.len() > MAX_LINE {
+                            // keep memory bounded: the rest of this line is dropped
+                            counts.overlong += 1;
+                            self.skipping = true;
+                            self.carry = Vec::new();
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        counts.chunk_ascii = ascii;
+        let from = start;
+        for nl in memchr::memchr_iter(b'\n', &data[from..]) {
+            let nl = from + nl;
+            counts.lines += 1;
+            counts.line_no += 1;
+            f(&data[start..nl], counts);
+            start = nl + 1;
+        }
+        self.carry.extend_from_slice(&data[start..]);
+        if self.carry.len() > MAX_LINE {
+            counts.overlong += 1;
+            self.skipping = true;
+            self.carry = Vec::new();
+        }
+    }
+
+    /// The end of a source: an unterminated last line is counted and dropped.
+    fn end(&mut self, counts: &mut InputCounts) {
+        if !self.carry.is_empty() || self.skipping {
+            counts.lines += 1;
+            counts.truncated += 1;
+        }
+        self.carry.clear();
+        self.skipping = false;
+    }
+}
+
+/// Calls `f(start, end, ascii)` for every line of `data` that ends with a newline
+/// (`data[start..end]`, the newline at `end`), where `ascii` is true when the line holds
+/// only ASCII bytes (then it needs no UTF-8 check); returns where the unterminated rest
+/// starts. One pass over the bytes, 64 at a time: the newline and high-bit masks of a
+/// block come from four 16-byte compares, and the lines are read off their bits.
+#[inline]
+pub fn scan_lines(data: &[u8], f: impl FnMut(usize, usize, bool)) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2 (checked just above).
+        return unsafe { scan_lines_avx2(data, f) };
+    }
+    scan_lines_with::<false>(data, f)
+}
+
+/// [`scan_lines`] compiled for AVX2 (two 32-byte compares a block instead of four).
+///
+/// # Safety
+/// Only for a CPU with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_lines_avx2(data: &[u8], f: impl FnMut(usize, usize, bool)) -> usize {
+    scan_lines_with::<true>(data, f)
+}
+
+#[inline(always)]
+fn scan_lines_with<const AVX2: bool>(data: &[u8], mut f: impl FnMut(usize, usize, bool)) -> usize {
+    let mut start = 0; // start of the current line
+    let mut high = false; // a byte >= 0x80 seen in the current line (before this block)
+    let n = data.len();
+    let mut at = 0;
+    while at < n {
+        let (mut nl, hi) = if at + 64 <= n {
+            masks::<AVX2>(&data[at..at + 64])
+        } else {
+            // the last bytes, padded with zeros (neither newlines nor high)
+            let mut tail = [0u8; 64];
+            tail[..n - at].copy_from_slice(&data[at..]);
+            masks::<AVX2>(&tail)
+        };
+        let mut from_bit = 0u32; // first bit of the current line within the block
+        while nl != 0 {
+            let bit = nl.trailing_zeros();
+            let end = at + bit as usize;
+            // high bits of this line within the block: bits from_bit..bit
+            let line_hi = high || (hi != 0 && hi & range_mask(from_bit, bit) != 0);
+            f(start, end, !line_hi);
+            start = end + 1;
+            high = false;
+            from_bit = bit + 1;
+            nl &= nl - 1;
+        }
+        high |= hi != 0 && hi & !range_mask(0, from_bit) != 0;
+        at += 64;
+    }
+    start
+}
+
+/// Newline and high-bit masks of a 64-byte block, with AVX2 when `AVX2`.
+#[inline(always)]
+fn masks<const AVX2: bool>(block: &[u8]) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is only true in scan_lines_avx2, which runs only on a CPU with AVX2.
+        return unsafe { masks64_avx2(block) };
+    }
+    masks64(block)
+}
+
+/// Bits `from..to` (0 <= from <= to <= 64) of a u64.
+#[inline]
+fn range_mask(from: u32, to: u32) -> u64 {
+    let below_to = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
+    let below_from = if from >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << from) - 1
+    };
+    below_to & !below_from
+}
+
+/// Newline mask and high-bit mask of 64 bytes (bit i for byte i).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn masks64(block: &[u8]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert!(block.len() >= 64);
+    let mut m = 0u64;
+    let mut h = 0u64;
+    // SAFETY: SSE2 is part of the x86_64 baseline (every x86_64 CPU has it), so the
+    // intrinsics are always available; each 16-byte load starts at 16 * k <= 48, and
+    // 48 + 16 <= 64 <= block.len() (asserted above), so it reads inside `block`; loadu
+    // has no alignment requirement.
+    unsafe {
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let e = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32 as u64;
+            let x = _mm_movemask_epi8(v) as u32 as u64;
+            m |= e << (16 * k);
+            h |= x << (16 * k);
+        }
+    }
+    (m, h)
+}
+
+/// [`masks64`] with two 32-byte compares.
+///
+/// # Safety
+/// Only for a CPU with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn masks64_avx2(block: &[u8]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    assert!(block.len() >= 64);
+    // SAFETY: the caller promises AVX2; the two 32-byte loads start at 0 and 32, and
+    // 32 + 32 <= 64 <= block.len() (asserted above), so they read inside `block`; loadu
+    // has no alignment requirement.
+    unsafe {
+        let nl = _mm256_set1_epi8(b'\n' as i8);
+        let p = block.as_ptr() as *const __m256i;
+        let v0 = _mm256_loadu_si256(p);
+        let v1 = _mm256_loadu_si256(p.add(1));
+        let e0 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, nl)) as u32 as u64;
+        let e1 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v1, nl)) as u32 as u64;
+        let h0 = _mm256_movemask_epi8(v0) as u32 as u64;
+        let h1 = _mm256_movemask_epi8(v1) as u32 as u64;
+        (e0 | e1 << 32, h0 | h1 << 32)
+    }
+}
+
+/// Newline mask and high-bit mask of 64 bytes (bit i for byte i).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn masks64(block: &[u8]) -> (u64, u64) {
+    let mut m = 0u64;
+    let mut h = 0u64;
+    for (i, &c) in block.iter().take(64).enumerate() {
+        m |= ((c == b'\n') as u64) << i;
+        h |= ((c >> 7) as u64) << i;
+    }
+    (m, h)
+}
+
+/// Open a source for reading; `None` (recorded in `counts.missing`) when it cannot be.
+pub(crate) fn open(src: &Source, counts: &mut InputCounts) -> Option<Box<dyn Read + Send>> {
+    match src {
+        Source::Stdin => Some(Box::new(io::stdin())),
+        Source::File(p) => open_file(p, counts).map(|f| Box::new(f) as Box<dyn Read + Send>),
+    }
+}
+
+/// Open a file for reading; `None` (recorded in `counts.missing`) when it cannot be.
+pub(crate) fn open_file(p: &Path, counts: &mut InputCounts) -> Option<File> {
+    match File::open(p) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            counts.missing.push(format!(
+                "{}: vanished before it could be read (rotated away?)",
+                p.display()
+            ));
+            None
+        }
+        Err(e) => {
+            counts.missing.push(format!("{}: {e}", p.display()));
+            None
+        }
+    }
+}
+
+/// read(), retried when interrupted.
+pub(crate) fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            x => return x,
+        }
+    }
+}
+
 /// Reads sources in order and hands every complete line (without its newline) to `f`,
 /// recording oddities in `counts`. A second thread does the reading (1 MiB chunks, at
 /// most a few in flight), so the kernel's copying overlaps the line processing.
@@ -503,30 +782,14 @@ pub fn for_each_line(
     counts: &mut InputCounts,
     mut f: impl FnMut(&[u8], &mut InputCounts),
 ) {
-    let mut carry: Vec<u8> = Vec::new(); // start of a line continued in the next chunk
+    let mut lines = LineSplitter::default();
     for (idx, src) in sources.iter().enumerate() {
         counts.source = idx;
         counts.line_no = 0;
-        let mut reader: Box<dyn Read + Send> = match src {
-            Source::Stdin => Box::new(io::stdin()),
-            Source::File(p) => match File::open(p) {
-                Ok(f) => Box::new(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    counts.missing.push(format!(
-                        "{}: vanished before it could be read (rotated away?)",
-                        p.display()
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    counts.missing.push(format!("{}: {e}", p.display()));
-                    continue;
-                }
-            },
+        let Some(mut reader) = open(src, counts) else {
+            continue;
         };
         counts.files += 1;
-        carry.clear();
-        let mut skipping = false; // inside an overlong line: drop bytes up to its newline
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
             let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -536,14 +799,7 @@ pub fn for_each_line(
                         .try_recv()
                         .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                     b.resize(CHUNK, 0);
-                    let n = loop {
-                        match reader.read(&mut b) {
-                            Ok(n) => break Ok(n),
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    match n {
+                    match read_some(&mut reader, &mut b) {
                         Ok(0) => return,
                         Ok(n) => {
                             b.truncate(n);
@@ -568,63 +824,43 @@ pub fn for_each_line(
                         break;
                     }
                 };
-                counts.bytes += data.len() as u64;
-                let ascii = data.is_ascii();
-                counts.chunk_ascii = false; // a line continued from the chunk before
-                let mut start = 0;
-                if skipping || !carry.is_empty() {
-                    match memchr::memchr(b'\n', &data) {
-                        Some(p) => {
-                            counts.lines += 1;
-                            counts.line_no += 1;
-                            if skipping {
-                                skipping = false;
-                            } else {
-                                carry.extend_from_slice(&data[..p]);
-                                f(&carry, counts);
-                            }
-                            carry.clear();
-                            start = p + 1;
-                        }
-                        None => {
-                            if !skipping {
-                                carry.extend_from_slice(&data);
-                                if carry.len() > MAX_LINE {
-                                    // keep memory bounded: the rest of this line is dropped
-                                    counts.overlong += 1;
-                                    skipping = true;
-                                    carry = Vec::new();
-                                }
-                            }
-                            let _ = back_tx.send(data);
-                            continue;
-                        }
-                    }
-                }
-                counts.chunk_ascii = ascii;
-                let mut scan = start;
-                while let Some(p) = memchr::memchr(b'\n', &data[scan..]) {
-                    let nl = scan + p;
-                    counts.lines += 1;
-                    counts.line_no += 1;
-                    f(&data[start..nl], counts);
-                    start = nl + 1;
-                    scan = start;
-                }
-                carry.extend_from_slice(&data[start..]);
-                if carry.len() > MAX_LINE {
-                    counts.overlong += 1;
-                    skipping = true;
-                    carry = Vec::new();
-                }
+                lines.chunk(&data, counts, &mut f);
                 let _ = back_tx.send(data);
             }
         });
-        if !carry.is_empty() || skipping {
-            counts.lines += 1;
-            counts.truncated += 1;
-        }
+        lines.end(counts);
     }
+}
+
+/// Window and order bookkeeping for a stamped line: `None` when it is at or after
+/// `--until` (skip it), else whether it is before `--since`.
+#[inline]
+pub fn window(
+    counts: &mut InputCounts,
+    latest: &mut Option<Stamp>,
+    when: Stamp,
+    since: Option<Stamp>,
+    until: Option<Stamp>,
+) -> Option<bool> {
+    match *latest {
+        Some(l) if when < l => counts.out_of_order += 1,
+        _ => *latest = Some(when),
+    }
+    if counts.first.is_none_or(|f| when < f) {
+        counts.first = Some(when);
+    }
+    if counts.last.is_none_or(|l| when > l) {
+        counts.last = Some(when);
+    }
+    if until.is_some_and(|u| when >= u) {
+        counts.outside_window += 1;
+        return None;
+    }
+    let before = since.is_some_and(|b| when < b);
+    if before {
+        counts.outside_window += 1;
+    }
+    Some(before)
 }
 
 impl InputCounts {
@@ -675,6 +911,94 @@ impl InputCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_lines_finds_every_line_and_its_bytes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let len = (next() % 400) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| match next() % 16 {
+                    0..=1 => b'\n',
+                    2 if round % 3 == 0 => 0x80 | (next() as u8),
+                    _ => b'a' + (next() % 26) as u8,
+                })
+                .collect();
+            let mut got = Vec::new();
+            let tail = scan_lines(&data, |s, e, ascii| got.push((s, e, ascii)));
+            // and without AVX2, whatever this CPU has
+            let mut plain = Vec::new();
+            let tail2 = scan_lines_with::<false>(&data, |s, e, ascii| plain.push((s, e, ascii)));
+            assert_eq!((&got, tail), (&plain, tail2));
+            let mut want = Vec::new();
+            let mut s = 0;
+            for (i, &c) in data.iter().enumerate() {
+                if c == b'\n' {
+                    want.push((s, i, data[s..i].is_ascii()));
+                    s = i + 1;
+                }
+            }
+            assert_eq!(got, want, "{data:?}");
+            assert_eq!(tail, s);
+        }
+    }
+
+    #[test]
+    fn leading_digits_eight_at_a_time() {
+        for s in [
+            &b"12345678"[..],
+            b"1234567 ",
+            b"1: msg 5",
+            b" 1234567",
+            b"99/99999",
+            b"0:000000",
+            b"123\xff5678",
+            b"12345\xfa78",
+            b"0000000:",
+        ] {
+            let x = u64::from_le_bytes(s.try_into().unwrap());
+            let want = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            assert_eq!(leading_digits(x), want, "{}", String::from_utf8_lossy(s));
+        }
+        for c in 0..=255u8 {
+            let mut b = *b"7777777_";
+            for pos in 0..8 {
+                b = *b"77777777";
+                b[pos] = c;
+                let want = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                assert_eq!(leading_digits(u64::from_le_bytes(b)), want, "{b:?}");
+            }
+            let _ = b;
+        }
+    }
+
+    #[test]
+    fn hex_digits_eight_at_a_time() {
+        let naive = |b: &[u8; 8]| -> Option<u32> {
+            let t = std::str::from_utf8(b).ok()?;
+            if !t.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            u32::from_str_radix(t, 16).ok()
+        };
+        let bases: [&[u8; 8]; 4] = [b"400000A0", b"6553f100", b"FFFFffff", b"00000000"];
+        for base in bases {
+            assert_eq!(hex8(u64::from_le_bytes(*base)), naive(base));
+            for pos in 0..8 {
+                for c in 0..=255u8 {
+                    let mut b = *base;
+                    b[pos] = c;
+                    assert_eq!(hex8(u64::from_le_bytes(b)), naive(&b), "{b:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn eight_digits_at_a_time() {

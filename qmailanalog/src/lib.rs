@@ -9,7 +9,8 @@
 //! * `xqp`, `xrecipient`, `xsender` — select matchup records.
 //! * `qmailanalog [REPORT] [INPUT…]` — matchup and a report in one streaming pass over
 //!   multilog directories, files or stdin, with `--since`/`--until` and `--html FILE`;
-//!   `zoverall` alone runs on a numbers-only state machine ([`fast`]).
+//!   `zoverall` alone runs on a numbers-only state machine ([`fast`]), as a two-thread
+//!   pipeline that reads regular files through read-only maps ([`mapped`]).
 //!
 //! Deliberate differences from the original: `matchup` without fd 5 warns instead of
 //! failing; the integrated command drops (and counts) truncated/malformed lines and closes
@@ -21,5 +22,6 @@ pub mod fast;
 pub mod genlog;
 pub mod html;
 pub mod input;
+pub mod mapped;
 pub mod matchup;
 pub mod reports;

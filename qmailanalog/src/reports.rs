@@ -175,6 +175,7 @@ impl Report for Overall {
 
 impl Overall {
     /// One `m` record: BIRTH, DONE, BYTES, NK, ND, NZ (awk's values of the fields).
+    #[inline]
     pub fn m(&mut self, birth: f64, done: f64, bytes: f64, k: f64, d: f64, z: f64) {
         self.messages += 1.0;
         self.mbytes += bytes;
@@ -193,6 +194,7 @@ impl Overall {
 
     /// One `d` record: `kind` is b'k' (line starts "d k"), b'd' ("d d") or anything else;
     /// BIRTH, DSTART, DDONE.
+    #[inline]
     pub fn d(&mut self, kind: u8, birth: f64, dstart: f64, ddone: f64) {
         if kind == b'k' {
             self.succ += 1.0;
@@ -651,7 +653,7 @@ pub struct SenderStat {
     pub xdelay: f64,
 }
 
-/// zsenders (key uid/<sender>) and zsuids (key uid).
+/// zsenders (key `uid/<sender>`) and zsuids (key uid).
 pub struct Senders {
     uids: bool,
     pub map: HashMap<Vec<u8>, SenderStat>,
