@@ -13,9 +13,8 @@
 //! separate program.
 
 use std::fs::File;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use crate::spawn::{ChildOutcome, Deliver};
@@ -97,23 +96,23 @@ impl Deliver for Local {
         if self.root && a.uid == 0 {
             return b"ZNot allowed to perform deliveries as root.\n".to_vec();
         }
-        let mut cmd = Command::new(qmail_local_program());
-        cmd.arg0("qmail-local").arg("--");
         use std::os::unix::ffi::OsStrExt;
-        let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
-        cmd.arg(&a.user)
-            .arg(&a.home)
-            .arg(os(local))
-            .arg(&a.dash)
-            .arg(&a.ext)
-            .arg(os(domain))
-            .arg(os(sender))
-            .arg(&self.default_delivery);
-        if self.root {
-            // std drops supplementary groups (setgroups(0)) when it changes the uid as root.
-            cmd.uid(a.uid).gid(a.gid);
-        }
-        match crate::spawn::run_child(cmd, mess, OUTPUT_CAP) {
+        let (user, home) = (a.user.as_bytes(), a.home.as_os_str().as_bytes());
+        let argv: [&[u8]; 10] = [
+            b"qmail-local",
+            b"--",
+            user,
+            home,
+            local,
+            a.dash.as_bytes(),
+            a.ext.as_bytes(),
+            domain,
+            sender,
+            self.default_delivery.as_bytes(),
+        ];
+        // As root: the owner's uid and gid, no supplementary groups.
+        let ids = self.root.then_some((a.uid, a.gid));
+        match crate::spawn::run_program(&qmail_local_program(), &argv, ids, mess, OUTPUT_CAP) {
             Ok(o) => report(&o),
             Err(_) => b"ZUnable to run qmail-local.\n".to_vec(),
         }

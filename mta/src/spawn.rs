@@ -33,6 +33,8 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 
+mod vfork;
+
 /// conf-spawn: the most deliveries one spawner runs at once.
 pub const LIMIT: u8 = 120;
 
@@ -67,7 +69,7 @@ pub struct ChildOutcome {
 /// Run `cmd` with the message on stdin and stdout+stderr captured into one pipe, keeping at
 /// most `cap` bytes of output. An error means the program could not be started.
 pub fn run_child(mut cmd: Command, mess: File, cap: usize) -> io::Result<ChildOutcome> {
-    let (mut reader, writer) = io::pipe()?;
+    let (reader, writer) = io::pipe()?;
     let writer2 = writer.try_clone()?;
     cmd.stdin(Stdio::from(mess))
         .stdout(Stdio::from(writer))
@@ -75,6 +77,59 @@ pub fn run_child(mut cmd: Command, mess: File, cap: usize) -> io::Result<ChildOu
     let mut child = cmd.spawn()?;
     // Our copies of the pipe's write end live in `cmd`; drop them so EOF comes.
     drop(cmd);
+    let (output, truncated) = collect(reader, cap);
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(ChildOutcome {
+        output,
+        truncated,
+        status,
+    })
+}
+
+/// Like [`run_child`] for a program given by path and argv (argv[0] first), started with
+/// [`vfork::spawn`] (no copy of this process; as `ids` = (uid, gid) when given).
+pub fn run_program(
+    path: &std::path::Path,
+    argv: &[&[u8]],
+    ids: Option<(u32, u32)>,
+    mess: File,
+    cap: usize,
+) -> io::Result<ChildOutcome> {
+    use std::os::fd::AsFd;
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = io::pipe()?;
+    let pid = vfork::spawn(path, argv, ids, mess.as_fd(), writer.as_fd())?;
+    // The child has its own copies now; ours must go so that EOF comes.
+    drop(writer);
+    drop(mess);
+    let (output, truncated) = collect(reader, cap);
+    let status = loop {
+        let mut st = 0;
+        // SAFETY: waiting for the child we started; `st` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r == pid {
+            break ExitStatus::from_raw(st);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    Ok(ChildOutcome {
+        output,
+        truncated,
+        status,
+    })
+}
+
+/// Read a child's output to EOF, keeping at most `cap` bytes; true when some was dropped.
+fn collect(mut reader: io::PipeReader, cap: usize) -> (Vec<u8>, bool) {
     let mut output = Vec::new();
     let mut truncated = false;
     let mut buf = [0u8; 4096];
@@ -92,18 +147,7 @@ pub fn run_child(mut cmd: Command, mess: File, cap: usize) -> io::Result<ChildOu
             Err(_) => break,
         }
     }
-    let status = loop {
-        match child.wait() {
-            Ok(s) => break s,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    Ok(ChildOutcome {
-        output,
-        truncated,
-        status,
-    })
+    (output, truncated)
 }
 
 fn numeric_messid(m: &[u8]) -> bool {
