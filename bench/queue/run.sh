@@ -129,10 +129,13 @@ postfix -c "$PF" stop >/dev/null 2>&1 || true
 # dearer after many deletions (ext4 without a journal, see bench/smtpd/journaled-fs.sh), the
 # system that runs second pays for the first one's deletions: run both orders.
 declare -A RQ PFX
-if [ "${FIRST:-rqmail}" = postfix ]; then pf_block; rq_block; else rq_block; pf_block; fi
+# PAUSE=S sleeps S seconds before each system's block, so that neither pays for file
+# deletions made just before it (ext4 without a journal remembers them for up to 300 s).
+pause() { [ "${PAUSE:-0}" -gt 0 ] && sleep "$PAUSE"; return 0; }
+if [ "${FIRST:-rqmail}" = postfix ]; then pause; pf_block; pause; rq_block; else pause; rq_block; pause; pf_block; fi
 
 echo "Disk: $(df --output=source,fstype "$W" | tail -1 | tr -s ' '), fsync rate $FSYNC/s (1 KB create+write+fsync)."
-echo "Order: ${FIRST:-rqmail} first."
+echo "Order: ${FIRST:-rqmail} first; pause before each system: ${PAUSE:-0} s."
 echo "Messages per point: $M; message size ~1.6 KB; one local recipient; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)."
 echo
 echo "| injectors | rqmail msg/s | Postfix msg/s | ratio |"
