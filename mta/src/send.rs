@@ -37,9 +37,9 @@
 //! syncer descriptors, then at most one batch of todo entries, then new deliveries. A batch is
 //! preprocessed in the main loop (info/local/remote written) and fsynced by a background thread
 //! ([`Syncer`]), so deliveries keep starting and reports keep being read while the disk works;
-//! todo/N is removed only after the batch has come back from the syncer. A later "hold" or metrics feature hooks
-//! into [`Send::fill`] (which decides what to start) and [`Send::status`] (called after every
-//! change of the counts).
+//! todo/N is removed only after the batch has come back from the syncer. Queue administration
+//! ("hold", metrics) hooks into [`Send::fill`] (which decides what to start) and
+//! [`Send::status`] (called after every change of the counts).
 
 // Channels are numbered 0 (local) and 1 (remote) and index several parallel arrays.
 #![allow(clippy::needless_range_loop)]

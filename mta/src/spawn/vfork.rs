@@ -23,6 +23,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+/// System call arguments are passed as C `long`s (what `syscall(2)` reads for each of them).
+type L = libc::c_long;
+
 /// Everything the child needs, prepared by the parent.
 struct Plan {
     path: CString,
@@ -65,9 +68,14 @@ unsafe fn place(fd: c_int, target: c_int) -> Result<(), c_int> {
     // SAFETY: plain system calls on integer arguments.
     unsafe {
         if fd == target {
-            check(libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0))?;
+            check(libc::syscall(
+                libc::SYS_fcntl,
+                fd as L,
+                libc::F_SETFD as L,
+                0 as L,
+            ))?;
         } else {
-            check(libc::syscall(libc::SYS_dup3, fd, target, 0))?;
+            check(libc::syscall(libc::SYS_dup3, fd as L, target as L, 0 as L))?;
         }
     }
     Ok(())
@@ -94,7 +102,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             };
             check(libc::syscall(
                 libc::SYS_rt_sigaction,
-                libc::SIGPIPE,
+                libc::SIGPIPE as L,
                 &dfl as *const KernelSigaction,
                 std::ptr::null_mut::<KernelSigaction>(),
                 8usize,
@@ -102,7 +110,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             let empty: u64 = 0;
             check(libc::syscall(
                 libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
+                libc::SIG_SETMASK as L,
                 &empty as *const u64,
                 std::ptr::null_mut::<u64>(),
                 8usize,
@@ -116,8 +124,8 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                     0usize,
                     std::ptr::null::<libc::gid_t>(),
                 ))?;
-                check(libc::syscall(libc::SYS_setgid, gid))?;
-                check(libc::syscall(libc::SYS_setuid, uid))?;
+                check(libc::syscall(libc::SYS_setgid, gid as L))?;
+                check(libc::syscall(libc::SYS_setuid, uid as L))?;
             }
             check(libc::syscall(
                 libc::SYS_execve,
@@ -134,7 +142,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
     };
     plan.err.store(e.max(1), Ordering::SeqCst);
     // SAFETY: ends this child process only (it is not a thread of ours: no CLONE_THREAD).
-    unsafe { libc::syscall(libc::SYS_exit, 127) };
+    unsafe { libc::syscall(libc::SYS_exit, 127 as L) };
     127
 }
 
