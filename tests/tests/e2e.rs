@@ -629,12 +629,18 @@ fn root_install_runs_daemons_under_their_own_uids() {
         ("qmail-clean", "qmailq"),
         ("multilog", "qmaill"),
     ];
+    // The ports answer as soon as tcpserver is up; qmail-send (started by the send service's
+    // run script) may come a moment later on a loaded machine.
+    wait_until(Duration::from_secs(60), || {
+        checks.iter().all(|(prog, _)| !find(prog).is_empty())
+    });
     let mut failures = Vec::new();
     for (prog, user) in checks {
         let want = qmail_id(&home, user);
         let pids = find(prog);
         if pids.is_empty() {
-            failures.push(format!("no {prog} process found"));
+            let log = read_all(&sd.join("qmail-send/log/main/current"));
+            failures.push(format!("no {prog} process found; send log:\n{log}"));
         }
         for pid in pids {
             // The pop3d service's tcpserver stays root (qmail-popup runs checkpassword).
