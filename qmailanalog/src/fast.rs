@@ -1324,13 +1324,7 @@ mod tests {
 
     #[test]
     fn stamp_values_equal_awk_num_of_the_text() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng(0x1234_5678_9abc_def1);
         let mut samples: Vec<Stamp> = vec![
             (1, 0),
             (1, 500_000_000),
@@ -1469,13 +1463,7 @@ mod tests {
 
     #[test]
     fn id_map_agrees_with_hashmap() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1d);
         let mut ours: Map<u64> = Map::default();
         let mut std: std::collections::HashMap<u64, u64> = Default::default();
         for round in 0..200_000u64 {

@@ -914,13 +914,7 @@ mod tests {
 
     #[test]
     fn scan_lines_finds_every_line_and_its_bytes() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..3000 {
             let len = (next() % 400) as usize;
             let data: Vec<u8> = (0..len)

@@ -25,3 +25,15 @@ pub mod input;
 pub mod mapped;
 pub mod matchup;
 pub mod reports;
+
+/// A small xorshift generator for the unit tests' random inputs (deterministic per seed).
+#[cfg(test)]
+pub(crate) fn test_rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
