@@ -4,7 +4,9 @@
 //! qmail-lspawn starts one qmail-local per delivery from a process with a thread per running
 //! delivery. A `fork` there copies the page tables of every thread's stack and heap, write-
 //! protects them (with TLB shoot-downs on the other CPUs) and takes copy-on-write faults until
-//! the child execs: in the queue benchmark that was about a tenth of all CPU time. Here the
+//! the child execs (in a profile of the queue benchmark qmail-lspawn took a tenth of all CPU,
+//! most of it in that page-table work; the end-to-end gain was too small to measure on the
+//! test machine, bench/RESULTS.md). Here the
 //! child borrows our memory for the few system calls it makes before `execve`, while the
 //! calling thread waits (CLONE_VFORK), as posix_spawn does; other threads go on.
 //!
