@@ -13,14 +13,9 @@
 # Prints one line per mode: messages, seconds, messages per second accepted.
 set -e
 BIN=$(cd "$1" && pwd) M=${2:-2000} S=${3:-20} MODE=${4:-both}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
 work=$(mktemp -d "${BENCH_TMP:-/tmp}/rqaccept.XXXXXX"); chmod 755 "$work"
-pick_port() {
-  while :; do
-    p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
-    ss -ltn | grep -q ":$p " || { echo "$p"; return; }
-  done
-}
-now() { date +%s.%N; }
 cleanup() {
   [ -n "$tcpserver_pid" ] && kill "$tcpserver_pid" 2>/dev/null
   rm -rf "$work"
@@ -49,10 +44,8 @@ one() { # mode
   if [ "$1" = noop ]; then qq=$work/noopqq; else qq=${QQ:-}; fi
   QMAILQUEUE=$qq QMAILHOME=$home "$tcpserver" -c 40 -H -R -l bench.example 127.0.0.1 "$port" "$home/bin/qmail-smtpd" 2>"$work/smtpd.log" &
   tcpserver_pid=$!
-  while ! ss -ltn | grep -q ":$port "; do sleep 0.1; done
-  t0=$(now)
-  smtp-source -s "$S" -m "$M" -f a@client.example -t bench@bench.example "127.0.0.1:$port"
-  t1=$(now)
+  wait_listen "$port"
+  source_to "$port"
   kill "$tcpserver_pid"; wait "$tcpserver_pid" 2>/dev/null || true; tcpserver_pid=
   awk -v n="$1" -v m="$M" -v a="$t0" -v b="$t1" 'BEGIN {
     printf "accept-%-6s %6d msgs  in %7.2f s  %8.1f msg/s accepted\n", n, m, b-a, m/(b-a) }'

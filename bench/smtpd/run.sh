@@ -4,7 +4,8 @@
 # /usr/sbin/smtp-source and Debian's postfix.
 #
 # usage: bench/smtpd/run.sh BINDIR [MESSAGES [SESSIONS]]
-#   BINDIR: rqmail's built programs (target/release); tcpserver from BINDIR when present,
+#   BINDIR: rqmail's built programs (target/release as rc/build makes it: the per-message
+#   programs statically linked); tcpserver from BINDIR when present,
 #   else Debian's /usr/bin/tcpserver.
 # BENCH_TMP: where the work directory is made (default /tmp). On this machine's journal-less
 # ext4 every file creation scans past the inodes deleted in the last minutes of its block
@@ -14,17 +15,11 @@
 set -e
 BIN=$(cd "$1" && pwd) M=${2:-20000} S=${3:-20}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
 work=$(mktemp -d "${BENCH_TMP:-/tmp}/rqbench.XXXXXX"); chmod 755 "$work"
 # Ports: free ones picked at random unless given.
-pick_port() {
-  while :; do
-    p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
-    ss -ltn | grep -q ":$p " || { echo "$p"; return; }
-  done
-}
 port_rq=${PORT_RQ:-$(pick_port)} port_pf=${PORT_PF:-$(pick_port)}
 LIMIT=${LIMIT:-900}
-now() { date +%s.%N; }
 count() { find "$1" -maxdepth 1 -type f | wc -l; }
 wait_count() { # DIR N: poll until N files, at most LIMIT seconds
   end=$(( $(date +%s) + LIMIT ))
@@ -68,10 +63,8 @@ send_pid=$!
 if [ -x "$BIN/tcpserver" ]; then tcpserver=$BIN/tcpserver; else tcpserver=/usr/bin/tcpserver; fi
 QMAILHOME=$home "$tcpserver" -c 40 -H -R -l bench.example 127.0.0.1 "$port_rq" "$home/bin/qmail-smtpd" 2>"$work/smtpd.log" &
 tcpserver_pid=$!
-while ! ss -ltn | grep -q ":$port_rq "; do sleep 0.1; done
-t0=$(now)
-smtp-source -s "$S" -m "$M" -f a@client.example -t bench@bench.example "127.0.0.1:$port_rq"
-t1=$(now)
+wait_listen "$port_rq"
+source_to "$port_rq"
 wait_count "$work/bench/Maildir/new" "$M"
 t2=$(now)
 rq=$(report rqmail "$t0" "$t1" "$t2")
@@ -81,10 +74,8 @@ wait 2>/dev/null || true
 
 # --- Postfix ---
 "$here/postfix-instance.sh" "$work/postfix" "$port_pf" start >/dev/null
-while ! ss -ltn | grep -q ":$port_pf "; do sleep 0.1; done
-t0=$(now)
-smtp-source -s "$S" -m "$M" -f a@client.example -t bench@bench.example "127.0.0.1:$port_pf"
-t1=$(now)
+wait_listen "$port_pf"
+source_to "$port_pf"
 wait_count "$work/postfix/mail/bench/Maildir/new" "$M"
 t2=$(now)
 pf=$(report postfix "$t0" "$t1" "$t2")

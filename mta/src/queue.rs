@@ -120,22 +120,40 @@ fn ids_file(path: &Path) -> Option<Vec<(String, u32)>> {
     Some(v)
 }
 
-/// The uid of qmail user `name` as [`crate::ids::QmailIds::uid`] gives it: the ids file's last
-/// line for the name, else the password database.
+/// The uid of qmail user `name`: the ids file's last line for the name, else the password
+/// file's entry for it.
+///
+/// The password file is read directly, not through the name service switch: qmail compiled
+/// these uids in when it was built, and a qmail-queue that never loads NSS modules can be
+/// linked statically (`rc/build`; a static glibc's NSS would load e.g. libnss_systemd with its
+/// own loader, where it crashes). The answer only words the Received line.
 fn qmail_uid(ids: Option<&[(String, u32)]>, name: &str) -> Option<u32> {
     let ids = ids?;
     match ids.iter().rev().find(|(n, _)| n == name) {
         Some(&(_, uid)) => Some(uid),
-        None => nix::unistd::User::from_name(name)
+        None => std::fs::read(PASSWD)
             .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw()),
+            .and_then(|pw| passwd_uid(&pw, name)),
     }
     .filter(|&u| u != u32::MAX)
 }
 
-/// Our Received line. Only the users it names are looked up, and only until one matches
-/// (the same answer as loading every qmail user and group, without an NSS lookup for each).
+/// The password file [`qmail_uid`] reads.
+const PASSWD: &str = "/etc/passwd";
+
+/// The uid of the first `name:…` line of a password file (`name:passwd:uid:gid:…`).
+fn passwd_uid(passwd: &[u8], name: &str) -> Option<u32> {
+    passwd.split(|&b| b == b'\n').find_map(|line| {
+        let mut f = line.split(|&b| b == b':');
+        if f.next()? != name.as_bytes() {
+            return None;
+        }
+        let uid = f.nth(1)?;
+        std::str::from_utf8(uid).ok()?.trim().parse::<u32>().ok()
+    })
+}
+
+/// Our Received line. Only the users it names are looked up, and only until one matches.
 fn received_line(pid: u32, uid: u32, now: std::time::SystemTime) -> String {
     let ids = ids_file(&crate::home::qmail_home().join("ids"));
     let ids = ids.as_deref();
@@ -390,7 +408,7 @@ mod tests {
     fn ids_file_reads_like_qmail_ids() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("ids");
-        // Missing: nothing listed, lookups fall back to the password database.
+        // Missing: nothing listed, lookups fall back to /etc/passwd.
         assert_eq!(ids_file(&p), Some(Vec::new()));
         std::fs::write(
             &p,
@@ -409,5 +427,19 @@ mod tests {
         assert_eq!(qmail_uid(None, "alias"), None);
         std::fs::write(&p, "alias:4294967295:7000\n").unwrap();
         assert_eq!(qmail_uid(ids_file(&p).as_deref(), "alias"), None);
+    }
+
+    #[test]
+    fn password_file_lines() {
+        let pw = b"root:x:0:0:root:/root:/bin/bash\nqmaild:x:64011:64010::/var/qmail:/bin/false\n\
+                   qmailq:*:abc:1::/:/bin/false\nshort:x\nqmaild:x:1:1::/:/bin/false\n";
+        assert_eq!(passwd_uid(pw, "root"), Some(0));
+        // The first line for a name counts, as getpwnam's files module answers.
+        assert_eq!(passwd_uid(pw, "qmaild"), Some(64011));
+        assert_eq!(passwd_uid(pw, "qmailq"), None);
+        assert_eq!(passwd_uid(pw, "short"), None);
+        assert_eq!(passwd_uid(pw, "qmail"), None);
+        assert_eq!(passwd_uid(pw, ""), None);
+        assert_eq!(passwd_uid(b"", "root"), None);
     }
 }
