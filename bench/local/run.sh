@@ -19,7 +19,7 @@ N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "run as root (uid switching and Postfix need it)" >&2; exit 1; }
-cargo build --release -q -p mta --bins
+rc/build -q >/dev/null  # the release build as installed
 B=${BIN:-$ROOT/target/release}
 W=$(mktemp -d /tmp/bench-local.XXXXXX)
 chmod 755 "$W"

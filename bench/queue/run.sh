@@ -12,7 +12,7 @@ M=${1:-600}; shift || true
 COUNTS=${*:-"1 2 5 10 20"}
 [ "$(id -u)" = 0 ] || { echo "run as root (postfix needs it)" >&2; exit 100; }
 
-cargo build --release -q -p mta
+rc/build -q >/dev/null  # the release build as installed
 R=$PWD/target/release
 # BENCH_TMP: where the work directory is made (default /var/tmp); see bench/smtpd/journaled-fs.sh
 W=$(mktemp -d "${BENCH_TMP:-/var/tmp}/rqmail-bench.XXXXXX")

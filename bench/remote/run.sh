@@ -13,7 +13,7 @@ set -euo pipefail
 N=${1:-20000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-(cd "$ROOT" && cargo build --release -q -p mta --bins)
+"$ROOT/rc/build" -q >/dev/null  # the release build as installed
 B=$ROOT/target/release
 WORK=$(mktemp -d /tmp/rqbench.XXXXXX)
 chmod 755 "$WORK"

@@ -1,16 +1,22 @@
 #!/bin/sh
 # The floor of the process model the inbound issue prescribes, on this machine, against
-# Postfix in the same run. tcpserver starts a program per connection; that program (floor/
-# smtpd.c, static C) answers smtp-source with fixed replies and at the end of each message
-# starts 0, 1 or 2 no-op static C programs (floor/noop.c) and waits for them — standing for
-# qmail-queue and for the delivery's qmail-local. Nothing touches the disk. So "3 programs"
-# is what any implementation of tcpserver → qmail-smtpd → qmail-queue, … → qmail-local
-# spends on program starts alone, with the cheapest programs C can make. Postfix runs as in
+# Postfix in the same run. tcpserver starts a program per connection; that program
+# (floor/smtpd.c, static C) answers smtp-source with fixed replies and at the end of each
+# message starts other static C programs in turn and waits for each:
+#   "1 program"      none: tcpserver + the SMTP dialogue alone;
+#   "3 programs"     two no-op programs (floor/noop.c) standing for qmail-queue and, for the
+#                    delivery, qmail-local: what program starts alone cost;
+#   "3 + disk"       floor/disk.c as "queue" and as "maildir", doing only the file creations,
+#                    links and fsyncs that a queued-then-delivered message needs (message and
+#                    envelope durable before the 250; Maildir file and new/ durable; queue
+#                    files removed) — no scheduler, no parsing, no logs.
+# So "3 + disk" bounds from above what any implementation of tcpserver → qmail-smtpd →
+# qmail-queue → … → qmail-local with qmail's durability can reach here. Postfix runs as in
 # run.sh: accepted and delivered to a Maildir, fsyncs on.
 #
 # usage (as root): bench/smtpd/floor.sh [MESSAGES [SESSIONS [ROUNDS]]]   (2000 20 3)
 # TCPSERVER: the tcpserver to use (default Debian's /usr/bin/tcpserver, package ucspi-tcp).
-# BENCH_TMP: where Postfix's queue and Maildir go (default /tmp).
+# BENCH_TMP: where the disk work and Postfix's queue and Maildir go (default /tmp).
 # Needs gcc and glibc's static libraries (libc6-dev), smtp-source and postfix.
 set -e
 M=${1:-2000} S=${2:-20} R=${3:-3}
@@ -28,10 +34,14 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 gcc -O2 -static -o "$work/smtpd" "$here/floor/smtpd.c"
 gcc -O2 -static -o "$work/noop" "$here/floor/noop.c"
+gcc -O2 -static -o "$work/queue" "$here/floor/disk.c"
+gcc -O2 -static -o "$work/maildir" "$here/floor/disk.c"
 rate() { awk -v m="$M" -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", m / (b - a) }'; }
 floor() { # floor ARGS...: msg/s accepted by tcpserver + smtpd ARGS
   port=$(pick_port)
-  "$tcpserver" -c 40 -H -R -l floor 127.0.0.1 "$port" "$work/smtpd" "$@" 2>/dev/null &
+  rm -rf "$work/disk"; mkdir -p "$work/disk/pid" "$work/disk/mess" "$work/disk/intd" \
+    "$work/disk/todo" "$work/disk/tmp" "$work/disk/new" "$work/disk/cur"
+  FLOOR_DIR=$work/disk "$tcpserver" -c 40 -H -R -l floor 127.0.0.1 "$port" "$work/smtpd" "$@" 2>/dev/null &
   pid=$!
   wait_listen "$port"
   source_to "$port"
@@ -50,11 +60,12 @@ postfix_rate() { # msg/s accepted and delivered to the Maildir by a fresh Postfi
   rate "$t0" "$t1"
 }
 echo "smtp-source -s $S -m $M, $(nproc) cores, tcpserver $tcpserver; msg/s"
-printf '%-6s %10s %10s %10s %10s %s\n' round "1 program" "2 programs" "3 programs" postfix "3 programs / postfix"
+printf '%-6s %10s %10s %10s %10s %s\n' round "1 program" "3 programs" "3 + disk" postfix "(3 + disk) / postfix"
 i=1
 while [ "$i" -le "$R" ]; do
-  f1=$(floor) && f2=$(floor "$work/noop") && f3=$(floor "$work/noop" "$work/noop") && pf=$(postfix_rate) ||
-    exit 1
-  printf '%-6s %10s %10s %10s %10s %.2f\n' "$i" "$f1" "$f2" "$f3" "$pf" "$(awk -v a="$f3" -v b="$pf" 'BEGIN { print a / b }')"
+  f1=$(floor) && f3=$(floor "$work/noop" "$work/noop") &&
+    fd=$(floor "$work/queue" "$work/maildir") && pf=$(postfix_rate) || exit 1
+  [ "$(find "$work/disk/new" -type f | wc -l)" -eq "$M" ] || { echo "$0: not every message reached new/" >&2; exit 1; }
+  printf '%-6s %10s %10s %10s %10s %.2f\n' "$i" "$f1" "$f3" "$fd" "$pf" "$(awk -v a="$fd" -v b="$pf" 'BEGIN { print a / b }')"
   i=$((i + 1))
 done

@@ -1,14 +1,16 @@
 #!/bin/sh
 # Assemble a BINDIR for run.sh/accept.sh in which the programs started once per message are
 # statically linked and everything else is the ordinary release build: the measurement behind
-# the proposal in bench/RESULTS.md (section "SMTP in → Maildir", accepting half).
+# the proposal in bench/RESULTS.md (section "SMTP in → Maildir", accepting half). rc/build
+# now does the glibc variant for every release build; the musl variant stays an experiment
+# (it needs the musl target, which a fresh toolchain does not have).
 #
 # usage: bench/smtpd/static-bins.sh OUT [musl|glibc] [PROGRAM...]
 #   musl  (default) x86_64-unknown-linux-musl (`rustup target add x86_64-unknown-linux-musl`):
 #         no CPUID probing at start-up, the cheapest exec;
 #   glibc the gnu target with `-C target-feature=+crt-static`.
 #   PROGRAMs default to qmail-smtpd qmail-queue (they use no name service; qmail-queue only
-#   reads /etc/passwd for qmail users missing from QMAILHOME/ids, which musl does too).
+#   reads /etc/passwd for qmail users missing from QMAILHOME/ids).
 # Run from the workspace root; the static builds go to target/static-bins/.
 set -e
 out=$1 libc=${2:-musl}

@@ -2,7 +2,11 @@
    (bench/smtpd/floor.sh): started by tcpserver for each connection, it answers every command
    with a fixed reply and, at the end of DATA, starts each program named by its arguments in
    turn (standing for qmail-queue and, for the delivery, qmail-local), hands it one byte on a
-   pipe and waits for it. Nothing is parsed, written to disk or fsynced. */
+   pipe and waits for it. Before each message it sets FLOOR_ID (its pid and a count) for the
+   programs that stand for the queue's and the delivery's disk work (floor/disk.c).
+   Nothing is parsed; this program writes nothing to disk. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
@@ -61,6 +65,10 @@ int main(int argc, char **argv) {
     if (!strncasecmp(l, "QUIT", 4)) { put("221 bye\r\n"); return 0; }
     if (!strncasecmp(l, "DATA", 4)) {
       int ok = 1;
+      static unsigned count;
+      char id[64];
+      snprintf(id, sizeof id, "%d.%u", (int)getpid(), ++count);
+      setenv("FLOOR_ID", id, 1);
       put("354 go ahead\r\n");
       while (next_line(l, sizeof l - 1) > 0)
         if (!strcmp(l, ".\r\n") || !strcmp(l, ".\n")) break;
