@@ -9,10 +9,15 @@
 #   "3 + disk"       floor/disk.c as "queue" and as "maildir", doing only the file creations,
 #                    links and fsyncs that a queued-then-delivered message needs (message and
 #                    envelope durable before the 250; Maildir file and new/ durable; queue
-#                    files removed) — no scheduler, no parsing, no logs.
+#                    files removed) — no scheduler, no parsing, no logs;
+#   "2 + disk"       the same, with the delivery's part done inside the SMTP program (as if
+#                    delivery needed no program start of its own);
+#   "1 + disk"       all of the disk work done inside the one program tcpserver starts: what
+#                    is left when nothing but tcpserver's exec per connection is kept.
 # So "3 + disk" bounds from above what any implementation of tcpserver → qmail-smtpd →
-# qmail-queue → … → qmail-local with qmail's durability can reach here. Postfix runs as in
-# run.sh: accepted and delivered to a Maildir, fsyncs on.
+# qmail-queue → … → qmail-local with qmail's durability can reach here, and "1 + disk" what
+# anything started by tcpserver per connection can. Postfix runs as in run.sh: accepted and
+# delivered to a Maildir, fsyncs on.
 #
 # usage (as root): bench/smtpd/floor.sh [MESSAGES [SESSIONS [ROUNDS]]]   (2000 20 3)
 # TCPSERVER: the tcpserver to use (default Debian's /usr/bin/tcpserver, package ucspi-tcp).
@@ -32,10 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-gcc -O2 -static -o "$work/smtpd" "$here/floor/smtpd.c"
+gcc -O2 -static -I "$here/floor" -o "$work/smtpd" "$here/floor/smtpd.c"
 gcc -O2 -static -o "$work/noop" "$here/floor/noop.c"
-gcc -O2 -static -o "$work/queue" "$here/floor/disk.c"
-gcc -O2 -static -o "$work/maildir" "$here/floor/disk.c"
+gcc -O2 -static -I "$here/floor" -o "$work/queue" "$here/floor/disk.c"
+gcc -O2 -static -I "$here/floor" -o "$work/maildir" "$here/floor/disk.c"
 rate() { awk -v m="$M" -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", m / (b - a) }'; }
 floor() { # floor ARGS...: msg/s accepted by tcpserver + smtpd ARGS
   port=$(pick_port)
@@ -60,12 +65,16 @@ postfix_rate() { # msg/s accepted and delivered to the Maildir by a fresh Postfi
   rate "$t0" "$t1"
 }
 echo "smtp-source -s $S -m $M, $(nproc) cores, tcpserver $tcpserver; msg/s"
-printf '%-6s %10s %10s %10s %10s %s\n' round "1 program" "3 programs" "3 + disk" postfix "(3 + disk) / postfix"
+printf '%-6s %10s %10s %10s %10s %10s %10s %s\n' round "1 program" "3 programs" "1 + disk" "2 + disk" \
+  "3 + disk" postfix "ratios to postfix: 1 + disk, 2 + disk, 3 + disk"
 i=1
 while [ "$i" -le "$R" ]; do
-  f1=$(floor) && f3=$(floor "$work/noop" "$work/noop") &&
-    fd=$(floor "$work/queue" "$work/maildir") && pf=$(postfix_rate) || exit 1
+  f1=$(floor) && f3=$(floor "$work/noop" "$work/noop") && d1=$(floor @queue @maildir) &&
+    d2=$(floor "$work/queue" @maildir) && d3=$(floor "$work/queue" "$work/maildir") &&
+    pf=$(postfix_rate) || exit 1
   [ "$(find "$work/disk/new" -type f | wc -l)" -eq "$M" ] || { echo "$0: not every message reached new/" >&2; exit 1; }
-  printf '%-6s %10s %10s %10s %10s %.2f\n' "$i" "$f1" "$f3" "$fd" "$pf" "$(awk -v a="$fd" -v b="$pf" 'BEGIN { print a / b }')"
+  printf '%-6s %10s %10s %10s %10s %10s %10s %.2f %.2f %.2f\n' "$i" "$f1" "$f3" "$d1" "$d2" "$d3" "$pf" \
+    "$(awk -v a="$d1" -v b="$pf" 'BEGIN { print a / b }')" "$(awk -v a="$d2" -v b="$pf" 'BEGIN { print a / b }')" \
+    "$(awk -v a="$d3" -v b="$pf" 'BEGIN { print a / b }')"
   i=$((i + 1))
 done

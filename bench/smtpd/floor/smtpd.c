@@ -3,14 +3,13 @@
    with a fixed reply and, at the end of DATA, starts each program named by its arguments in
    turn (standing for qmail-queue and, for the delivery, qmail-local), hands it one byte on a
    pipe and waits for it. Before each message it sets FLOOR_ID (its pid and a count) for the
-   programs that stand for the queue's and the delivery's disk work (floor/disk.c).
-   Nothing is parsed; this program writes nothing to disk. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+   programs that stand for the queue's and the delivery's disk work (floor/disk.c). An
+   argument "@queue" or "@maildir" does that disk work in this process instead (floor/disk.h),
+   in $FLOOR_DIR. Nothing is parsed. */
 #include <strings.h>
 #include <sys/wait.h>
-#include <unistd.h>
+
+#include "disk.h"
 
 static char buf[65536];
 static size_t len;
@@ -60,6 +59,8 @@ static int run(const char *prog) {
 
 int main(int argc, char **argv) {
   char l[1024];
+  const char *dir = getenv("FLOOR_DIR");
+  if (dir && chdir(dir) < 0) die("FLOOR_DIR");
   put("220 floor ESMTP\r\n");
   while (next_line(l, sizeof l - 1) > 0) {
     if (!strncasecmp(l, "QUIT", 4)) { put("221 bye\r\n"); return 0; }
@@ -72,8 +73,11 @@ int main(int argc, char **argv) {
       put("354 go ahead\r\n");
       while (next_line(l, sizeof l - 1) > 0)
         if (!strcmp(l, ".\r\n") || !strcmp(l, ".\n")) break;
-      for (int i = 1; i < argc; i++)
-        if (run(argv[i]) < 0) ok = 0;
+      for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "@queue")) floor_queue(id);
+        else if (!strcmp(argv[i], "@maildir")) floor_maildir(id);
+        else if (run(argv[i]) < 0) ok = 0;
+      }
       put(ok ? "250 ok\r\n" : "451 failed\r\n");
       continue;
     }
