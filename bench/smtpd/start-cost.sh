@@ -1,8 +1,9 @@
 #!/bin/sh
 # CPU per program start: the per-message programs of a BINDIR against static and dynamic C
-# programs that do nothing. Each program is started N times in turn with stdin on /dev/null
-# (qmail-smtpd then reads end of input at once, qmail-local and qmail-queue fail on their
-# missing arguments or input) — so this is start-up and exit, nothing else.
+# programs that do nothing. Each program is started N times in turn, stdin on /dev/null and
+# QMAILHOME an empty directory, so each gives up at once (qmail-smtpd on its missing control
+# files, qmail-queue on its missing queue, qmail-local on its missing arguments) — this is
+# start-up and exit, nothing else.
 #
 # usage: bench/smtpd/start-cost.sh BINDIR [N]      (N: 1000)
 #   e.g. compare `RQMAIL_DYNAMIC=1 rc/build` with `rc/build` by copying target/release aside.
