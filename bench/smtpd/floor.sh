@@ -22,6 +22,7 @@
 # usage (as root): bench/smtpd/floor.sh [MESSAGES [SESSIONS [ROUNDS]]]   (2000 20 3)
 # TCPSERVER: the tcpserver to use (default Debian's /usr/bin/tcpserver, package ucspi-tcp).
 # BENCH_TMP: where the disk work and Postfix's queue and Maildir go (default /tmp).
+# FLOOR_NO_DIRSYNC=1: the disk work fsyncs no directories (Postfix does not either).
 # Needs gcc and glibc's static libraries (libc6-dev), smtp-source and postfix.
 set -e
 M=${1:-2000} S=${2:-20} R=${3:-3}
