@@ -16,17 +16,8 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-Q=$W/rq; mkdir -p "$Q"
-printf 'alias:64101:64100\nqmaild:64102:64100\nqmaill:64103:64110\nqmailp:64104:64110\nqmailq:64105:64100\nqmailr:64106:64100\nqmails:64107:64100\nqmail:64100:64100\nnofiles:64110:64110\n' > "$Q/ids"
-"$R/qmail-install" "$Q" >/dev/null
-echo bench.test > "$Q/control/me"; echo bench.test > "$Q/control/locals"
-mkdir -p "$W/u/Maildir/"{tmp,new,cur}; chown -R $UIDN:$GIDN "$W/u"; chmod 755 "$W/u"
-printf '=u:u:%s:%s:%s:::\n.\n' $UIDN $GIDN "$W/u" > "$Q/users/assign"
-QMAILHOME=$Q "$Q/bin/qmail-newu"
-QMAILHOME=$Q "$Q/bin/qmail-start" ./Maildir/ > "$W/send.log" 2>&1 &
-SENDPID=$!
-sleep 1
-export QMAILHOME=$Q
+. bench/queue/common.sh
+rq_start
 BODY=$(head -c 1500 /dev/zero | tr '\0' x)
 msg() { printf 'From: bench@bench.test\nTo: u@bench.test\nSubject: bench %s\n\n%s\n' "$1" "$BODY"; }
 per=$((M / N))

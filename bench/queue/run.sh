@@ -24,6 +24,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+. bench/queue/common.sh
 
 # The disk's fsync rate (1 KB file create + write + fsync, 3 s).
 FSYNC=$(/usr/bin/python3 - "$W" <<'EOF'
@@ -64,18 +65,7 @@ run() {
 
 rq_block() {
 # --- rqmail ---
-Q=$W/rq
-mkdir -p "$Q"
-printf 'alias:64101:64100\nqmaild:64102:64100\nqmaill:64103:64110\nqmailp:64104:64110\nqmailq:64105:64100\nqmailr:64106:64100\nqmails:64107:64100\nqmail:64100:64100\nnofiles:64110:64110\n' > "$Q/ids"
-"$R/qmail-install" "$Q"
-echo bench.test > "$Q/control/me"; echo bench.test > "$Q/control/locals"
-mkdir -p "$W/u/Maildir/"{tmp,new,cur}; chown -R $UIDN:$GIDN "$W/u"; chmod 755 "$W/u"
-printf '=u:u:%s:%s:%s:::\n.\n' $UIDN $GIDN "$W/u" > "$Q/users/assign"
-QMAILHOME=$Q "$Q/bin/qmail-newu"
-QMAILHOME=$Q "$Q/bin/qmail-start" ./Maildir/ > "$W/send.log" 2>&1 &
-SENDPID=$!
-sleep 1
-export QMAILHOME=$Q
+rq_start
 for n in $COUNTS; do RQ[$n]=$(run "$Q/bin/qmail-inject u@bench.test" "$W/u/Maildir/new" "$n"); done
 unset QMAILHOME
 kill -TERM "$SENDPID"; wait "$SENDPID" 2>/dev/null || true; SENDPID=

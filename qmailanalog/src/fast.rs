@@ -1151,14 +1151,8 @@ impl<'a> Stamping<'a> {
     /// a [`Rec`]; other stamps through [`crate::input::Stamper::peek`].
     #[inline(always)]
     fn stamp(&mut self, raw: &[u8]) -> Option<(u128, usize, u8, u64, u32)> {
-        use crate::input::{all_digits, eight_digits};
-        if raw.len() >= 18 && raw[10] == b'.' && (raw[17] == b' ' || raw[17] == b'\t') {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&raw[..8]);
-            let mut b = [0u8; 8];
-            b[..2].copy_from_slice(&raw[8..10]);
-            b[2..].copy_from_slice(&raw[11..17]);
-            let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+        use crate::input::{all_digits, eight_digits, numeric_stamp_words};
+        if let Some((a, b)) = numeric_stamp_words(raw) {
             let hi = match self.num_hi {
                 Some((ca, v)) if ca == a => Some(v),
                 _ if all_digits(a) => {

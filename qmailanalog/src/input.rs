@@ -292,10 +292,12 @@ pub(crate) fn eight_digits(x: u64) -> u64 {
     (x.wrapping_mul(10000) + (x >> 32)) & 0xFFFF_FFFF
 }
 
-/// The usual numeric stamp, `DDDDDDDDDD.DDDDDD` and a space or tab, read eight digits at a
-/// time; `None` for any other shape (the general scan then reads it).
-#[inline]
-fn usual_numeric_stamp(raw: &[u8]) -> Option<Peeked> {
+/// A line that starts in the shape of the usual numeric stamp (ten characters, `.`, six
+/// characters, then a space or tab), as two little-endian words of eight characters: the
+/// first eight, then the last two before the point and the six after it. The characters
+/// are not checked to be digits ([`all_digits`] does that).
+#[inline(always)]
+pub(crate) fn numeric_stamp_words(raw: &[u8]) -> Option<(u64, u64)> {
     if raw.len() < 18 || raw[10] != b'.' || (raw[17] != b' ' && raw[17] != b'\t') {
         return None;
     }
@@ -304,7 +306,14 @@ fn usual_numeric_stamp(raw: &[u8]) -> Option<Peeked> {
     let mut b = [0u8; 8];
     b[..2].copy_from_slice(&raw[8..10]);
     b[2..].copy_from_slice(&raw[11..17]);
-    let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+    Some((u64::from_le_bytes(a), u64::from_le_bytes(b)))
+}
+
+/// The usual numeric stamp, `DDDDDDDDDD.DDDDDD` and a space or tab, read eight digits at a
+/// time; `None` for any other shape (the general scan then reads it).
+#[inline]
+fn usual_numeric_stamp(raw: &[u8]) -> Option<Peeked> {
+    let (a, b) = numeric_stamp_words(raw)?;
     if !all_digits(a) || !all_digits(b) {
         return None;
     }
@@ -961,14 +970,12 @@ mod tests {
             assert_eq!(leading_digits(x), want, "{}", String::from_utf8_lossy(s));
         }
         for c in 0..=255u8 {
-            let mut b = *b"7777777_";
             for pos in 0..8 {
-                b = *b"77777777";
+                let mut b = *b"77777777";
                 b[pos] = c;
                 let want = b.iter().take_while(|c| c.is_ascii_digit()).count();
                 assert_eq!(leading_digits(u64::from_le_bytes(b)), want, "{b:?}");
             }
-            let _ = b;
         }
     }
 
